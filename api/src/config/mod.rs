@@ -1,0 +1,363 @@
+//! Configuration: one typed [`Config`], read once in `main` and passed down.
+//!
+//! Each setting comes from, in order of precedence, a command-line flag, its environment
+//! variable, the optional TOML file (`--config` / `AUTOGLUE_CONFIG`), and finally the embedded
+//! default, so that nothing set at all means "SQLite file in the working directory, no service
+//! needed". A bad value stops start-up with one line naming where it came from; unknown TOML
+//! keys and unknown `AUTOGLUE_*` variables are errors too, because a typo that silently falls
+//! back to a default is worse than a refusal to start.
+
+use std::{collections::BTreeSet, net::SocketAddr, path::Path, str::FromStr};
+
+use anyhow::{Context, bail};
+use clap::Args;
+
+mod database_url;
+pub use database_url::DatabaseUrl;
+
+/// Settings that every subcommand accepts (flags or environment variables).
+#[derive(Debug, Default, Clone, Args)]
+pub struct SettingsArgs {
+    /// Address the HTTP server listens on [default: 127.0.0.1:8080]
+    #[arg(long, env = "AUTOGLUE_LISTEN", global = true, value_name = "ADDR")]
+    pub listen: Option<String>,
+    /// Database: postgres://user:pass@host/db or sqlite:path [default: sqlite://autoglue.db]
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        global = true,
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    pub database_url: Option<String>,
+    /// Largest database connection pool [default: 10]
+    #[arg(
+        long,
+        env = "AUTOGLUE_DATABASE_MAX_CONNECTIONS",
+        global = true,
+        value_name = "N"
+    )]
+    pub database_max_connections: Option<String>,
+    /// Apply pending migrations when `serve` starts [default: true]
+    #[arg(long, env = "AUTOGLUE_MIGRATE", global = true, value_name = "BOOL")]
+    pub migrate: Option<String>,
+    /// Log filter, tracing's env-filter syntax [default: info]
+    #[arg(long, env = "AUTOGLUE_LOG", global = true, value_name = "FILTER")]
+    pub log: Option<String>,
+    /// Log format: text or json [default: text]
+    #[arg(
+        long,
+        env = "AUTOGLUE_LOG_FORMAT",
+        global = true,
+        value_name = "FORMAT"
+    )]
+    pub log_format: Option<String>,
+    /// Largest page a connection field returns (`first` / `last`) [default: 100]
+    #[arg(long, env = "AUTOGLUE_MAX_PAGE_SIZE", global = true, value_name = "N")]
+    pub max_page_size: Option<String>,
+}
+
+/// The whole configuration of one process.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub http: HttpSettings,
+    pub database: DatabaseSettings,
+    pub log: LogSettings,
+    pub graphql: GraphqlSettings,
+}
+
+/// The HTTP listener.
+#[derive(Debug, Clone)]
+pub struct HttpSettings {
+    /// Address to bind; port 0 picks a free port (tests).
+    pub listen: SocketAddr,
+}
+
+/// The database and its pool.
+#[derive(Debug, Clone)]
+pub struct DatabaseSettings {
+    /// Where the data lives; PostgreSQL in production, SQLite embedded.
+    pub url: DatabaseUrl,
+    /// Upper bound of the connection pool.
+    pub max_connections: u32,
+    /// Run pending migrations at `serve` start.
+    pub migrate_on_start: bool,
+}
+
+/// Logging.
+#[derive(Debug, Clone)]
+pub struct LogSettings {
+    /// tracing env-filter directives, e.g. `info,autoglue=debug`.
+    pub filter: String,
+    /// Human text or one JSON object per line.
+    pub format: LogFormat,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Limits of the GraphQL API.
+#[derive(Debug, Clone)]
+pub struct GraphqlSettings {
+    /// Largest `first` / `last` a connection accepts; also the page size when neither is given.
+    pub max_page_size: u32,
+}
+
+impl Default for Config {
+    /// The embedded default: SQLite file `autoglue.db` in the working directory.
+    fn default() -> Self {
+        Config {
+            http: HttpSettings {
+                listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            },
+            database: DatabaseSettings {
+                url: DatabaseUrl::embedded_default(),
+                max_connections: 10,
+                migrate_on_start: true,
+            },
+            log: LogSettings {
+                filter: "info".into(),
+                format: LogFormat::Text,
+            },
+            graphql: GraphqlSettings { max_page_size: 100 },
+        }
+    }
+}
+
+impl Config {
+    /// Builds the configuration from flags/environment (`args`) over the optional TOML file.
+    pub fn load(args: &SettingsArgs, file: Option<&Path>) -> anyhow::Result<Config> {
+        let file = file.map(ConfigFile::read).transpose()?;
+        let layers = Layers {
+            file: file.as_ref(),
+        };
+        let mut config = Config::default();
+        let d = &mut config;
+        layers.set(
+            &mut d.http.listen,
+            &args.listen,
+            "listen",
+            "AUTOGLUE_LISTEN",
+        )?;
+        layers.set(
+            &mut d.database.url,
+            &args.database_url,
+            "database_url",
+            "DATABASE_URL",
+        )?;
+        layers.set(
+            &mut d.database.max_connections,
+            &args.database_max_connections,
+            "database_max_connections",
+            "AUTOGLUE_DATABASE_MAX_CONNECTIONS",
+        )?;
+        let mut migrate = Flag(d.database.migrate_on_start);
+        layers.set(&mut migrate, &args.migrate, "migrate", "AUTOGLUE_MIGRATE")?;
+        d.database.migrate_on_start = migrate.0;
+        layers.set(&mut d.log.filter, &args.log, "log", "AUTOGLUE_LOG")?;
+        layers.set(
+            &mut d.log.format,
+            &args.log_format,
+            "log_format",
+            "AUTOGLUE_LOG_FORMAT",
+        )?;
+        layers.set(
+            &mut d.graphql.max_page_size,
+            &args.max_page_size,
+            "max_page_size",
+            "AUTOGLUE_MAX_PAGE_SIZE",
+        )?;
+        if d.database.max_connections == 0 {
+            bail!(
+                "database_max_connections (AUTOGLUE_DATABASE_MAX_CONNECTIONS) must be at least 1"
+            );
+        }
+        if d.graphql.max_page_size == 0 {
+            bail!("max_page_size (AUTOGLUE_MAX_PAGE_SIZE) must be at least 1");
+        }
+        Ok(config)
+    }
+}
+
+/// Refuses `AUTOGLUE_*` variables that no setting reads: they are almost always typos.
+pub fn check_unknown_env(cmd: &clap::Command) -> anyhow::Result<()> {
+    let mut known = BTreeSet::new();
+    collect_env_names(cmd, &mut known);
+    for (name, _) in std::env::vars_os() {
+        let Some(name) = name.to_str() else { continue };
+        if name.starts_with("AUTOGLUE_") && !known.contains(name) {
+            bail!("unknown environment variable {name}; see `autoglue --help` for the settings");
+        }
+    }
+    Ok(())
+}
+
+fn collect_env_names(cmd: &clap::Command, known: &mut BTreeSet<String>) {
+    for arg in cmd.get_arguments() {
+        if let Some(env) = arg.get_env().and_then(|e| e.to_str()) {
+            known.insert(env.to_owned());
+        }
+    }
+    for sub in cmd.get_subcommands() {
+        collect_env_names(sub, known);
+    }
+}
+
+/// The optional TOML file: a flat table whose keys are the settings' names.
+struct ConfigFile {
+    path: String,
+    table: toml::Table,
+}
+
+impl ConfigFile {
+    const KEYS: &[&str] = &[
+        "listen",
+        "database_url",
+        "database_max_connections",
+        "migrate",
+        "log",
+        "log_format",
+        "max_page_size",
+    ];
+
+    fn read(path: &Path) -> anyhow::Result<ConfigFile> {
+        let shown = path.display().to_string();
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read configuration file {shown}"))?;
+        let table: toml::Table = text
+            .parse()
+            .map_err(|e: toml::de::Error| anyhow::anyhow!("{shown}: {}", e.message()))?;
+        if let Some(key) = table.keys().find(|k| !Self::KEYS.contains(&k.as_str())) {
+            bail!("unknown key `{key}` in {shown}");
+        }
+        Ok(ConfigFile { path: shown, table })
+    }
+
+    fn value(&self, key: &str) -> anyhow::Result<Option<String>> {
+        Ok(match self.table.get(key) {
+            None => None,
+            Some(toml::Value::String(s)) => Some(s.clone()),
+            Some(toml::Value::Integer(i)) => Some(i.to_string()),
+            Some(toml::Value::Boolean(b)) => Some(b.to_string()),
+            Some(_) => bail!(
+                "`{key}` in {} must be a string, a number or a boolean",
+                self.path
+            ),
+        })
+    }
+}
+
+struct Layers<'a> {
+    file: Option<&'a ConfigFile>,
+}
+
+impl Layers<'_> {
+    /// Overwrites `slot` with the flag/environment value, else the file's, parsed as `T`.
+    fn set<T>(&self, slot: &mut T, arg: &Option<String>, key: &str, env: &str) -> anyhow::Result<()>
+    where
+        T: FromStr,
+        T::Err: std::fmt::Display,
+    {
+        let (raw, origin) = match (arg, self.file) {
+            (Some(v), _) => (v.clone(), format!("--{} / {env}", key.replace('_', "-"))),
+            (None, Some(file)) => match file.value(key)? {
+                Some(v) => (v, format!("`{key}` in {}", file.path)),
+                None => return Ok(()),
+            },
+            (None, None) => return Ok(()),
+        };
+        *slot = raw
+            .parse()
+            .map_err(|e| anyhow::anyhow!("invalid {origin}: {e}"))?;
+        Ok(())
+    }
+}
+
+/// A boolean that also reads `yes`/`no`, `on`/`off` and `1`/`0`.
+struct Flag(bool);
+
+impl FromStr for Flag {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "true" | "yes" | "on" | "1" => Ok(Flag(true)),
+            "false" | "no" | "off" | "0" => Ok(Flag(false)),
+            _ => Err(format!("{s:?} is not a boolean (true or false)")),
+        }
+    }
+}
+
+impl FromStr for LogFormat {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "text" => Ok(LogFormat::Text),
+            "json" => Ok(LogFormat::Json),
+            _ => Err(format!("{s:?} is not a log format (text or json)")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args() -> SettingsArgs {
+        SettingsArgs::default()
+    }
+
+    #[test]
+    fn nothing_set_means_embedded_defaults() {
+        let c = Config::load(&args(), None).unwrap();
+        assert_eq!(c.http.listen.to_string(), "127.0.0.1:8080");
+        assert!(c.database.url.is_sqlite());
+        assert!(c.database.migrate_on_start);
+    }
+
+    #[test]
+    fn flag_beats_file_and_file_beats_default() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.toml");
+        std::fs::write(
+            &path,
+            "listen = \"0.0.0.0:9000\"\nmax_page_size = 7\nmigrate = false\n",
+        )
+        .unwrap();
+        let mut a = args();
+        let c = Config::load(&a, Some(&path)).unwrap();
+        assert_eq!(c.http.listen.to_string(), "0.0.0.0:9000");
+        assert_eq!(c.graphql.max_page_size, 7);
+        assert!(!c.database.migrate_on_start);
+        a.listen = Some("127.0.0.1:1".into());
+        assert_eq!(Config::load(&a, Some(&path)).unwrap().http.listen.port(), 1);
+    }
+
+    #[test]
+    fn bad_values_name_their_origin() {
+        let mut a = args();
+        a.listen = Some("nowhere".into());
+        let e = Config::load(&a, None).unwrap_err().to_string();
+        assert!(e.contains("AUTOGLUE_LISTEN"), "{e}");
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("b.toml");
+        std::fs::write(&path, "lisen = \"x\"\n").unwrap();
+        let e = Config::load(&args(), Some(&path)).unwrap_err().to_string();
+        assert!(e.contains("unknown key `lisen`"), "{e}");
+
+        std::fs::write(&path, "log_format = \"xml\"\n").unwrap();
+        let e = Config::load(&args(), Some(&path)).unwrap_err().to_string();
+        assert!(e.contains("`log_format` in") && e.contains("xml"), "{e}");
+    }
+
+    #[test]
+    fn zero_page_size_is_refused() {
+        let mut a = args();
+        a.max_page_size = Some("0".into());
+        assert!(Config::load(&a, None).is_err());
+    }
+}

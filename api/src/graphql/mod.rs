@@ -1,0 +1,57 @@
+//! The GraphQL schema: roots merged from one module per domain noun.
+//!
+//! Resolvers are thin: read arguments, take the [`crate::viewer::Viewer`], call one service
+//! function, convert the result. Conventions every module follows: mutations take one
+//! `input` argument and return a payload object; lists that can grow are Relay connections
+//! with `totalCount`; objects implement `Node` with opaque global IDs.
+
+pub mod errors;
+mod node;
+mod organizations;
+pub mod relay;
+
+use async_graphql::{Context, MergedObject, MergedSubscription, Schema, SchemaBuilder};
+
+use crate::state::AppState;
+
+/// The complete schema type.
+pub type AppSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
+
+/// All queries.
+#[derive(MergedObject, Default)]
+#[graphql(name = "Query")]
+pub struct QueryRoot(node::NodeQuery, organizations::OrganizationQuery);
+
+/// All mutations.
+#[derive(MergedObject, Default)]
+#[graphql(name = "Mutation")]
+pub struct MutationRoot(organizations::OrganizationMutation);
+
+/// All subscriptions.
+#[derive(MergedSubscription, Default)]
+#[graphql(name = "Subscription")]
+pub struct SubscriptionRoot(organizations::OrganizationSubscription);
+
+fn builder() -> SchemaBuilder<QueryRoot, MutationRoot, SubscriptionRoot> {
+    Schema::build(
+        QueryRoot::default(),
+        MutationRoot::default(),
+        SubscriptionRoot::default(),
+    )
+    .extension(errors::ErrorCodes)
+}
+
+/// The schema with the process state attached, ready to execute.
+pub fn build_schema(state: AppState) -> AppSchema {
+    builder().data(state).finish()
+}
+
+/// The schema in SDL, as checked in at `schema.graphql`.
+pub fn sdl() -> String {
+    builder().finish().sdl()
+}
+
+/// The process state inside a resolver.
+pub(crate) fn state<'a>(ctx: &'a Context<'_>) -> &'a AppState {
+    ctx.data_unchecked::<AppState>()
+}

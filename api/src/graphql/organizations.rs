@@ -1,0 +1,154 @@
+//! Organizations in GraphQL: the `Organization` type, its queries, mutations and events.
+
+use async_graphql::{
+    Context, ID, InputObject, Object, SimpleObject, Subscription, futures_util::Stream,
+};
+use chrono::{DateTime, Utc};
+use entity::organizations;
+use futures_util::StreamExt;
+
+use super::{
+    relay::{ConnectionFields, GlobalId, IdConnection, NodeKind, PageArgs, connection},
+    state,
+};
+use crate::{
+    Result,
+    bus::Event,
+    services::organizations::{self as service, NewOrganization, OrganizationName},
+    viewer::{Viewer, viewer},
+};
+
+/// A tenant: members, clusters and everything they own belong to one organization.
+#[derive(Clone)]
+pub struct Organization(pub organizations::Model);
+
+#[Object]
+impl Organization {
+    /// Global ID.
+    pub async fn id(&self) -> ID {
+        GlobalId::encode(NodeKind::Organization, self.0.id)
+    }
+    /// Unique name.
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+    /// Free text shown next to the name.
+    async fn description(&self) -> Option<&str> {
+        self.0.description.as_deref()
+    }
+    /// When it was created.
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+    /// When it last changed.
+    async fn updated_at(&self) -> DateTime<Utc> {
+        self.0.updated_at
+    }
+}
+
+#[derive(Default)]
+pub struct OrganizationQuery;
+
+#[Object]
+impl OrganizationQuery {
+    /// One organization by ID; null when it does not exist or is not visible to you.
+    async fn organization(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Organization>> {
+        let id = GlobalId::expect(&id, NodeKind::Organization, "id")?;
+        let org = service::find_organization(state(ctx), viewer(ctx), id).await?;
+        Ok(org.map(Organization))
+    }
+
+    /// The organizations visible to you, oldest first.
+    async fn organizations(
+        &self,
+        ctx: &Context<'_>,
+        after: Option<String>,
+        before: Option<String>,
+        first: Option<i32>,
+        last: Option<i32>,
+    ) -> Result<IdConnection<Organization>> {
+        let state = state(ctx);
+        let page = PageArgs {
+            after,
+            before,
+            first,
+            last,
+        }
+        .parse(state.config.graphql.max_page_size)?;
+        let viewer = viewer(ctx).clone();
+        let items = service::list_organizations(state, &viewer, &page).await?;
+        let counting = state.clone();
+        let fields = ConnectionFields::new(move || {
+            let (state, viewer) = (counting.clone(), viewer.clone());
+            async move { service::count_organizations(&state, &viewer).await }
+        });
+        Ok(connection(items, fields, |o| o.id, Organization))
+    }
+}
+
+/// Input of `createOrganization`.
+#[derive(InputObject)]
+pub struct CreateOrganizationInput {
+    /// Unique name, 1 to 100 characters.
+    pub name: String,
+    /// Optional free text.
+    pub description: Option<String>,
+}
+
+/// Result of `createOrganization`.
+#[derive(SimpleObject)]
+pub struct CreateOrganizationPayload {
+    /// The new organization.
+    pub organization: Organization,
+}
+
+#[derive(Default)]
+pub struct OrganizationMutation;
+
+#[Object]
+impl OrganizationMutation {
+    /// Creates an organization.
+    async fn create_organization(
+        &self,
+        ctx: &Context<'_>,
+        input: CreateOrganizationInput,
+    ) -> Result<CreateOrganizationPayload> {
+        let new = NewOrganization {
+            name: OrganizationName::parse(&input.name, "input.name")?,
+            description: input.description.filter(|d| !d.trim().is_empty()),
+        };
+        let org = service::create_organization(state(ctx), viewer(ctx), new).await?;
+        Ok(CreateOrganizationPayload {
+            organization: Organization(org),
+        })
+    }
+}
+
+#[derive(Default)]
+pub struct OrganizationSubscription;
+
+#[Subscription]
+impl OrganizationSubscription {
+    /// Organizations created from now on that are visible to you.
+    async fn organization_created(
+        &self,
+        ctx: &Context<'_>,
+    ) -> impl Stream<Item = Organization> + use<> {
+        let state = state(ctx).clone();
+        let viewer: Viewer = viewer(ctx).clone();
+        state.bus.subscribe().filter_map(move |event| {
+            let (state, viewer) = (state.clone(), viewer.clone());
+            async move {
+                let Event::OrganizationCreated { organization_id } = event;
+                // Authorized per subscriber and per event: the viewer must see it now.
+                match service::find_organization(&state, &viewer, organization_id).await {
+                    Ok(org) => org.map(Organization),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "dropping an event that failed to load");
+                        None
+                    }
+                }
+            }
+        })
+    }
+}

@@ -1,0 +1,59 @@
+//! The HTTP surface: routes and the middleware stack around them.
+
+mod graphql;
+mod health;
+
+use axum::{
+    Router,
+    http::{HeaderName, Request},
+    routing::get,
+};
+use tower::ServiceBuilder;
+use tower_http::{
+    limit::RequestBodyLimitLayer,
+    request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
+    trace::TraceLayer,
+};
+
+use crate::{graphql::build_schema, state::AppState};
+
+/// Largest request body accepted (GraphQL documents and variables).
+const BODY_LIMIT: usize = 2 * 1024 * 1024;
+
+/// State of the HTTP handlers: the schema (which holds the [`AppState`]) and the state.
+#[derive(Clone)]
+pub struct HttpState {
+    pub schema: crate::graphql::AppSchema,
+    pub app: AppState,
+}
+
+/// All routes with request ids, tracing and a body limit.
+pub fn router(app: AppState) -> Router {
+    let state = HttpState {
+        schema: build_schema(app.clone()),
+        app,
+    };
+    let request_id = HeaderName::from_static("x-request-id");
+    let middleware = ServiceBuilder::new()
+        .layer(SetRequestIdLayer::new(request_id.clone(), MakeRequestUuid))
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
+                let id = req
+                    .headers()
+                    .get("x-request-id")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("-");
+                tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
+            }),
+        )
+        .layer(PropagateRequestIdLayer::new(request_id))
+        .layer(RequestBodyLimitLayer::new(BODY_LIMIT));
+    Router::new()
+        .route("/graphql", get(graphql::get).post(graphql::post))
+        .route("/graphiql", get(graphql::graphiql))
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/version", get(health::version))
+        .layer(middleware)
+        .with_state(state)
+}

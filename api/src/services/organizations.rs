@@ -1,0 +1,137 @@
+//! Organizations: the tenants. Everything else a user owns belongs to one.
+
+use anyhow::Context;
+use entity::organizations;
+use sea_orm::{
+    ActiveModelBehavior, ActiveModelTrait, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter,
+    Select, Set,
+};
+use uuid::Uuid;
+
+use crate::{
+    Error, Result,
+    bus::Event,
+    error::OnUniqueViolation,
+    services::pagination::{Page, PageRequest, fetch_page},
+    state::AppState,
+    viewer::Viewer,
+};
+
+/// A validated organization name: trimmed, 1 to 100 characters, no control characters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrganizationName(String);
+
+impl OrganizationName {
+    /// Longest name accepted.
+    pub const MAX_CHARS: usize = 100;
+
+    /// Parses a name; `field` names the argument in the error.
+    pub fn parse(raw: &str, field: &str) -> Result<Self> {
+        let name = raw.trim();
+        if name.is_empty() {
+            return Err(Error::bad_input(field, "name must not be empty"));
+        }
+        if name.chars().count() > Self::MAX_CHARS {
+            return Err(Error::bad_input(
+                field,
+                format!("name must be at most {} characters", Self::MAX_CHARS),
+            ));
+        }
+        if name.chars().any(char::is_control) {
+            return Err(Error::bad_input(
+                field,
+                "name must not contain control characters",
+            ));
+        }
+        Ok(OrganizationName(name.to_owned()))
+    }
+
+    /// The name as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// What `create_organization` needs, already validated.
+#[derive(Debug, Clone)]
+pub struct NewOrganization {
+    pub name: OrganizationName,
+    pub description: Option<String>,
+}
+
+/// The organizations `viewer` may see, as a query to refine.
+fn visible(_viewer: &Viewer) -> Select<organizations::Entity> {
+    // Until sign-in exists every caller sees every organization; membership filtering
+    // replaces this one function.
+    organizations::Entity::find()
+}
+
+/// Creates an organization and announces it on the bus.
+#[tracing::instrument(name = "create organization", skip_all, fields(name = %new.name.as_str()))]
+pub async fn create_organization(
+    state: &AppState,
+    _viewer: &Viewer,
+    new: NewOrganization,
+) -> Result<organizations::Model> {
+    let mut model = organizations::ActiveModel::new();
+    model.name = Set(new.name.as_str().to_owned());
+    model.description = Set(new.description);
+    let org = model.insert(&state.db).await.on_unique_violation(
+        "input.name",
+        "an organization with this name already exists",
+    )?;
+    state.bus.publish(Event::OrganizationCreated {
+        organization_id: org.id,
+    });
+    Ok(org)
+}
+
+/// One organization, if `viewer` may see it.
+pub async fn find_organization(
+    state: &AppState,
+    viewer: &Viewer,
+    id: Uuid,
+) -> Result<Option<organizations::Model>> {
+    let org = visible(viewer)
+        .filter(organizations::Column::Id.eq(id))
+        .one(&state.db)
+        .await
+        .context("loading an organization")?;
+    Ok(org)
+}
+
+/// A page of the organizations `viewer` may see, oldest first.
+pub async fn list_organizations(
+    state: &AppState,
+    viewer: &Viewer,
+    page: &PageRequest,
+) -> Result<Page<organizations::Model>> {
+    fetch_page(&state.db, visible(viewer), organizations::Column::Id, page).await
+}
+
+/// How many organizations `viewer` may see.
+pub async fn count_organizations(state: &AppState, viewer: &Viewer) -> Result<u64> {
+    Ok(visible(viewer).count(&state.db).await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_trimmed_and_checked() {
+        assert_eq!(
+            OrganizationName::parse("  acme ", "n").unwrap().as_str(),
+            "acme"
+        );
+        assert_eq!(
+            OrganizationName::parse("   ", "input.name")
+                .unwrap_err()
+                .field(),
+            Some("input.name")
+        );
+        assert!(OrganizationName::parse(&"x".repeat(101), "n").is_err());
+        assert!(OrganizationName::parse("a\u{7}b", "n").is_err());
+        assert!(OrganizationName::parse(&"é".repeat(100), "n").is_ok());
+    }
+}

@@ -1,0 +1,304 @@
+//! `spawn_app()` and friends: a real server on a random port over a fresh database.
+
+use std::{net::SocketAddr, path::PathBuf, sync::Once, time::Duration};
+
+use autoglue::{
+    config::{Config, DatabaseUrl},
+    startup::Application,
+    state::AppState,
+};
+use futures_util::{SinkExt, StreamExt};
+use sea_orm::{ConnectionTrait, Database};
+use serde_json::{Value, json};
+use tokio::sync::oneshot;
+use tokio_tungstenite::tungstenite::{Message, client::IntoClientRequest};
+
+/// Which database the suite runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// `AG_TEST_BACKEND`: `sqlite` (default) or `postgres`.
+pub fn backend() -> Backend {
+    match std::env::var("AG_TEST_BACKEND").as_deref() {
+        Ok("postgres") => Backend::Postgres,
+        Ok("sqlite") | Err(_) => Backend::Sqlite,
+        Ok(other) => panic!("AG_TEST_BACKEND={other}: expected sqlite or postgres"),
+    }
+}
+
+fn postgres_admin_url() -> String {
+    std::env::var("AG_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+fn init_logs() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        if std::env::var_os("TEST_LOG").is_some() {
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter("info,autoglue=debug")
+                .with_test_writer()
+                .try_init();
+        }
+    });
+}
+
+/// A database of its own for one test: a temporary SQLite file, or a PostgreSQL database
+/// named `ag_test_<run>_<random>` that is dropped when the test ends (and by `scripts/test`
+/// at the end of the run, should a test die before).
+pub struct TestDb {
+    pub url: String,
+    _dir: tempfile::TempDir,
+    postgres_name: Option<String>,
+}
+
+impl TestDb {
+    pub async fn new() -> TestDb {
+        let dir = tempfile::tempdir().expect("temp dir");
+        match backend() {
+            Backend::Sqlite => TestDb {
+                url: format!("sqlite://{}?mode=rwc", dir.path().join("test.db").display()),
+                _dir: dir,
+                postgres_name: None,
+            },
+            Backend::Postgres => {
+                let run = std::env::var("AG_TEST_RUN_ID").unwrap_or_else(|_| "local".into());
+                let name = format!("ag_test_{run}_{}", uuid::Uuid::now_v7().simple());
+                let admin = postgres_admin_url();
+                let conn = Database::connect(&admin)
+                    .await
+                    .unwrap_or_else(|e| panic!("PostgreSQL at {admin} does not answer: {e}"));
+                conn.execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
+                    .await
+                    .expect("create test database");
+                let mut url = url::Url::parse(&admin).unwrap();
+                url.set_path(&name);
+                TestDb {
+                    url: url.to_string(),
+                    _dir: dir,
+                    postgres_name: Some(name),
+                }
+            }
+        }
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let Some(name) = self.postgres_name.take() else {
+            return;
+        };
+        // Drop runs inside the test's runtime: do the async work on a thread of its own.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                if let Ok(conn) = Database::connect(&postgres_admin_url()).await {
+                    let sql = format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)");
+                    let _ = conn.execute_unprepared(&sql).await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+/// A running server and a client for it.
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub http: reqwest::Client,
+    pub state: AppState,
+    // Dropped last: the server must stop before its database goes away.
+    shutdown: Option<oneshot::Sender<()>>,
+    _db: TestDb,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// A test configuration on `db`: port 0, everything else default.
+pub fn test_config(db: &TestDb) -> Config {
+    let mut config = Config::default();
+    config.http.listen = "127.0.0.1:0".parse().unwrap();
+    config.database.url = db.url.parse::<DatabaseUrl>().unwrap();
+    config.database.max_connections = 5;
+    config
+}
+
+/// Starts a server on a fresh database with the default test configuration.
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+/// Starts a server after `customize` adjusted the configuration.
+pub async fn spawn_app_with(customize: impl FnOnce(&mut Config)) -> TestApp {
+    init_logs();
+    let db = TestDb::new().await;
+    let mut config = test_config(&db);
+    customize(&mut config);
+    let app = Application::build(config).await.expect("server starts");
+    let addr = app.local_addr();
+    let state = app.state().clone();
+    let (tx, rx) = oneshot::channel::<()>();
+    tokio::spawn(app.run_until_stopped(async {
+        let _ = rx.await;
+    }));
+    TestApp {
+        addr,
+        http: reqwest::Client::new(),
+        state,
+        shutdown: Some(tx),
+        _db: db,
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// Posts a GraphQL request and returns the whole JSON response.
+    pub async fn gql(&self, query: &str, variables: Value) -> Value {
+        self.http
+            .post(self.url("/graphql"))
+            .json(&json!({ "query": query, "variables": variables }))
+            .send()
+            .await
+            .expect("request sent")
+            .json()
+            .await
+            .expect("JSON response")
+    }
+
+    /// Posts a GraphQL request that must succeed and returns its `data`.
+    pub async fn gql_ok(&self, query: &str, variables: Value) -> Value {
+        let resp = self.gql(query, variables).await;
+        assert!(resp.get("errors").is_none(), "unexpected errors: {resp:#}");
+        resp["data"].clone()
+    }
+
+    /// Creates an organization and returns its global ID.
+    pub async fn create_org(&self, name: &str) -> String {
+        let data = self
+            .gql_ok(
+                "mutation($name: String!) { createOrganization(input: {name: $name}) { organization { id } } }",
+                json!({ "name": name }),
+            )
+            .await;
+        data["createOrganization"]["organization"]["id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    /// Opens a graphql-transport-ws connection and starts `query` on it.
+    pub async fn subscribe(&self, query: &str) -> Subscription {
+        let mut req = format!("ws://{}/graphql", self.addr)
+            .into_client_request()
+            .unwrap();
+        req.headers_mut().insert(
+            "Sec-WebSocket-Protocol",
+            "graphql-transport-ws".parse().unwrap(),
+        );
+        let (mut ws, resp) = tokio_tungstenite::connect_async(req)
+            .await
+            .expect("websocket opens");
+        assert_eq!(
+            resp.headers().get("sec-websocket-protocol").unwrap(),
+            "graphql-transport-ws"
+        );
+        let send = |v: Value| Message::text(v.to_string());
+        ws.send(send(json!({ "type": "connection_init", "payload": {} })))
+            .await
+            .unwrap();
+        let mut sub = Subscription { ws };
+        let ack = sub.next_message().await.expect("connection_ack");
+        assert_eq!(ack["type"], "connection_ack", "{ack}");
+        sub.ws
+            .send(send(
+                json!({ "id": "1", "type": "subscribe", "payload": { "query": query } }),
+            ))
+            .await
+            .unwrap();
+        sub
+    }
+}
+
+/// A live subscription over graphql-transport-ws.
+pub struct Subscription {
+    ws: tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
+}
+
+impl Subscription {
+    /// The next protocol message (pings answered), or None after `Self::WAIT`.
+    pub async fn next_message(&mut self) -> Option<Value> {
+        loop {
+            let msg = tokio::time::timeout(Self::WAIT, self.ws.next())
+                .await
+                .ok()??
+                .ok()?;
+            match msg {
+                Message::Text(t) => {
+                    let v: Value = serde_json::from_str(t.as_str()).unwrap();
+                    if v["type"] == "ping" {
+                        self.ws
+                            .send(Message::text(r#"{"type":"pong"}"#))
+                            .await
+                            .ok()?;
+                        continue;
+                    }
+                    return Some(v);
+                }
+                Message::Close(_) => return None,
+                _ => continue,
+            }
+        }
+    }
+
+    const WAIT: Duration = Duration::from_millis(500);
+}
+
+/// `errors[0].extensions.code` of a response.
+pub fn error_code(resp: &Value) -> &str {
+    resp["errors"][0]["extensions"]["code"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no error code in {resp:#}"))
+}
+
+/// The `autoglue` binary built with these tests.
+pub fn binary() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_autoglue"))
+}
+
+/// A command for the binary with a clean environment (no AUTOGLUE_* from the caller).
+pub fn autoglue() -> std::process::Command {
+    let mut cmd = std::process::Command::new(binary());
+    cmd.env_clear();
+    for key in ["PATH", "HOME", "TMPDIR"] {
+        if let Some(v) = std::env::var_os(key) {
+            cmd.env(key, v);
+        }
+    }
+    cmd
+}
+
+/// A port nobody listens on right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}

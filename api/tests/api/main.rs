@@ -1,0 +1,11 @@
+//! Integration tests of the `autoglue` binary and its HTTP/GraphQL/WebSocket surface.
+//!
+//! One test binary, a module per feature. Each test gets a fresh database on the backend
+//! chosen by `AG_TEST_BACKEND` (`sqlite`, the default, or `postgres`); `scripts/test` runs
+//! the whole suite once per backend.
+
+mod cli;
+mod health;
+mod helpers;
+mod organizations;
+mod transport;

@@ -1,0 +1,101 @@
+//! GraphQL transports and the wire shape of errors: POST, GET, WebSocket, GraphiQL.
+
+use serde_json::{Value, json};
+
+use crate::helpers::{error_code, spawn_app};
+
+#[tokio::test]
+async fn queries_work_over_get_but_mutations_do_not() {
+    let app = spawn_app().await;
+    let resp: Value = app
+        .http
+        .get(app.url("/graphql"))
+        .query(&[("query", "{ organizations { totalCount } }")])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(resp["data"]["organizations"]["totalCount"], 0);
+
+    let resp = app
+        .http
+        .get(app.url("/graphql"))
+        .query(&[(
+            "query",
+            r#"mutation { createOrganization(input: {name: "x"}) { organization { id } } }"#,
+        )])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 405);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(error_code(&body), "BAD_REQUEST");
+    let data = app
+        .gql_ok("{ organizations { totalCount } }", json!({}))
+        .await;
+    assert_eq!(
+        data["organizations"]["totalCount"], 0,
+        "nothing was created"
+    );
+}
+
+#[tokio::test]
+async fn every_error_has_a_code() {
+    let app = spawn_app().await;
+    let resp = app.gql("{ organizations { nope } }", json!({})).await;
+    assert_eq!(error_code(&resp), "GRAPHQL_VALIDATION_FAILED");
+    let resp = app.gql("{ organizations { ", json!({})).await;
+    assert_eq!(error_code(&resp), "GRAPHQL_PARSE_FAILED");
+    let resp = app
+        .gql(
+            "query($n: Int) { organizations(first: $n) { totalCount } }",
+            json!({ "n": "ten" }),
+        )
+        .await;
+    assert!(
+        resp["errors"][0]["extensions"]["code"].is_string(),
+        "{resp}"
+    );
+}
+
+#[tokio::test]
+async fn subscriptions_stream_over_graphql_transport_ws() {
+    let app = spawn_app().await;
+    let mut sub = app
+        .subscribe("subscription { organizationCreated { id name } }")
+        .await;
+    // The subscription is live once the server has processed `subscribe`; create until an
+    // event arrives (bounded), then check it is one of ours.
+    let mut created = Vec::new();
+    let mut event = None;
+    for i in 0..40 {
+        let name = format!("live-{i}");
+        app.create_org(&name).await;
+        created.push(name);
+        if let Some(msg) = sub.next_message().await {
+            event = Some(msg);
+            break;
+        }
+    }
+    let event = event.expect("an organizationCreated event within 40 tries");
+    assert_eq!(event["type"], "next", "{event}");
+    assert_eq!(event["id"], "1");
+    let name = event["payload"]["data"]["organizationCreated"]["name"]
+        .as_str()
+        .unwrap();
+    assert!(
+        created.iter().any(|c| c == name),
+        "{name} not among {created:?}"
+    );
+}
+
+#[tokio::test]
+async fn graphiql_is_served() {
+    let app = spawn_app().await;
+    let resp = app.http.get(app.url("/graphiql")).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let html = resp.text().await.unwrap();
+    assert!(html.contains("/graphql"));
+}
