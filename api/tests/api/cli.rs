@@ -24,7 +24,9 @@ fn bad_configuration_stops_with_one_line_naming_it() {
     let dir = tempfile::tempdir().unwrap();
     let toml = dir.path().join("autoglue.toml");
     std::fs::write(&toml, "listen = \"127.0.0.1:0\"\ndatbase_url = \"x\"\n").unwrap();
-    let cases: Vec<(Vec<(&str, &str)>, Vec<&str>, &str)> = vec![
+    /// Environment, arguments, and what the error line must name.
+    type Case<'a> = (Vec<(&'a str, &'a str)>, Vec<&'a str>, &'a str);
+    let cases: Vec<Case> = vec![
         (
             vec![("AUTOGLUE_LISTEN", "nowhere")],
             vec![],
