@@ -7,6 +7,10 @@ use clap::{CommandFactory, Parser, Subcommand};
 use migration::{Migrator, MigratorTrait};
 
 use crate::{
+    auth::{
+        self,
+        keyring::{self, KeyRing},
+    },
     config::{self, Config, SettingsArgs},
     db, graphql, startup, telemetry,
 };
@@ -34,6 +38,16 @@ pub enum Command {
         #[command(subcommand)]
         action: Option<MigrateAction>,
     },
+    /// Master key: create one, or re-wrap every organization key under a new one
+    Encrypt {
+        #[command(subcommand)]
+        action: EncryptAction,
+    },
+    /// Token signing keys: make the first one, or rotate
+    Keys {
+        #[command(subcommand)]
+        action: KeysAction,
+    },
     /// Print the GraphQL schema (SDL)
     Schema,
     /// Print the version
@@ -58,6 +72,32 @@ pub enum MigrateAction {
     Status,
 }
 
+/// A master-key action.
+#[derive(Debug, Subcommand)]
+pub enum EncryptAction {
+    /// Write a new random master key to a file (mode 0600; never overwrites)
+    CreateMaster {
+        /// Where to write it
+        #[arg(long, default_value = "autoglue.master.key")]
+        file: PathBuf,
+    },
+    /// Re-wrap every organization key and signing key under the key in FILE, in one transaction
+    RotateMaster {
+        /// The new master key (make it with `create-master`)
+        #[arg(long)]
+        new_key_file: PathBuf,
+    },
+}
+
+/// A signing-key action.
+#[derive(Debug, Subcommand)]
+pub enum KeysAction {
+    /// Make a signing key if there is none; print the current key id
+    Generate,
+    /// Make a new signing key; the old one verifies until its tokens expire
+    Rotate,
+}
+
 /// Runs the parsed command line to completion.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     config::check_unknown_env(&Cli::command())?;
@@ -75,6 +115,47 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             telemetry::init(&config.log)?;
             let app = startup::Application::build(config).await?;
             app.run_until_stopped(startup::shutdown_signal()).await
+        }
+        Command::Encrypt {
+            action: EncryptAction::CreateMaster { file },
+        } => {
+            let key = vault::create_master_key_file(&file)
+                .with_context(|| format!("creating {}", file.display()))?;
+            println!("wrote master key {} to {}", key.id(), file.display());
+            Ok(())
+        }
+        Command::Encrypt {
+            action: EncryptAction::RotateMaster { new_key_file },
+        } => {
+            let config = Config::load(&cli.settings, cli.config.as_deref())?;
+            telemetry::init(&config.log)?;
+            let new = vault::MasterKey::from_file(&new_key_file)
+                .map_err(|e| anyhow::anyhow!("invalid {}: {e}", new_key_file.display()))?;
+            let conn = db::connect(&config.database).await?;
+            let old = auth::master_key::load(&config.auth, &config.database.url)?;
+            let (orgs, signing) = rotate_master(&conn, &old, &new).await?;
+            println!(
+                "re-wrapped {orgs} organization keys and {signing} signing keys under master key {}; point AUTOGLUE_MASTER_KEY_FILE at {} now",
+                new.id(),
+                new_key_file.display()
+            );
+            Ok(())
+        }
+        Command::Keys { action } => {
+            let config = Config::load(&cli.settings, cli.config.as_deref())?;
+            telemetry::init(&config.log)?;
+            let conn = db::connect(&config.database).await?;
+            let master = auth::master_key::load(&config.auth, &config.database.url)?;
+            let instance = std::sync::Arc::new(master.instance_key());
+            let ttl = config.auth.access_token_ttl;
+            if let KeysAction::Rotate = action {
+                let kid = keyring::rotate(&conn, &instance, ttl).await?;
+                println!("rotated: new signing key {kid}");
+            } else {
+                KeyRing::load(conn, instance, ttl).await?;
+                println!("a signing key is in place");
+            }
+            Ok(())
         }
         Command::Migrate { action } => {
             let config = Config::load(&cli.settings, cli.config.as_deref())?;
@@ -105,4 +186,47 @@ async fn migrate(config: &Config, action: MigrateAction) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Re-wraps organization keys and re-seals signing keys under `new`, all or nothing.
+async fn rotate_master(
+    conn: &sea_orm::DatabaseConnection,
+    old: &vault::MasterKey,
+    new: &vault::MasterKey,
+) -> anyhow::Result<(usize, usize)> {
+    use entity::{organization_data_keys, signing_keys};
+    use sea_orm::{ActiveModelTrait, EntityTrait, Set, TransactionTrait};
+    use vault::SealContext;
+
+    let txn = conn.begin().await?;
+    let org_keys = organization_data_keys::Entity::find().all(&txn).await?;
+    let orgs = org_keys.len();
+    for row in org_keys {
+        let wrapped =
+            vault::rewrap(old, new, row.organization_id, &row.wrapped_key).map_err(|e| {
+                anyhow::anyhow!(
+                    "organization {}: {e}; is the current master key right?",
+                    row.organization_id
+                )
+            })?;
+        let mut row: organization_data_keys::ActiveModel = row.into();
+        row.wrapped_key = Set(wrapped);
+        row.master_key_id = Set(new.id());
+        row.update(&txn).await?;
+    }
+    let (old_instance, new_instance) = (old.instance_key(), new.instance_key());
+    let keys = signing_keys::Entity::find().all(&txn).await?;
+    let signing = keys.len();
+    for row in keys {
+        let ctx = SealContext::new("signing_keys", "private_key_sealed", row.id);
+        let secret = old_instance
+            .open(&ctx, &row.private_key_sealed)
+            .map_err(|e| anyhow::anyhow!("signing key {}: {e}", row.kid))?;
+        let sealed = new_instance.seal(&ctx, &secret);
+        let mut row: signing_keys::ActiveModel = row.into();
+        row.private_key_sealed = Set(sealed);
+        row.update(&txn).await?;
+    }
+    txn.commit().await?;
+    Ok((orgs, signing))
 }

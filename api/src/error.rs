@@ -32,6 +32,9 @@ pub enum Error {
         field: Option<String>,
         message: String,
     },
+    /// Too many failed attempts from this caller. Client sees `RATE_LIMITED`.
+    #[error("too many failed attempts; try again later")]
+    RateLimited,
     /// Anything else. Client sees `INTERNAL_SERVER_ERROR` and a plain message; the chain is
     /// logged on the server.
     #[error("internal server error")]
@@ -50,6 +53,7 @@ impl Error {
             Error::NotFound(_) => "NOT_FOUND",
             Error::BadInput { .. } => "BAD_USER_INPUT",
             Error::Conflict { .. } => "CONFLICT",
+            Error::RateLimited => "RATE_LIMITED",
             Error::Internal(_) => "INTERNAL_SERVER_ERROR",
         }
     }

@@ -3,6 +3,7 @@
 //! `main.rs` only parses the command line; everything else lives here so integration tests
 //! can build the very same [`startup::Application`] in-process.
 
+pub mod auth;
 pub mod bus;
 pub mod cli;
 pub mod config;
@@ -10,6 +11,7 @@ pub mod db;
 pub mod error;
 pub mod graphql;
 pub mod http;
+pub mod maintenance;
 pub mod services;
 pub mod startup;
 pub mod state;

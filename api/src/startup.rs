@@ -6,7 +6,17 @@ use anyhow::Context;
 use migration::{Migrator, MigratorTrait};
 use tokio::net::TcpListener;
 
-use crate::{bus::EventBus, config::Config, db, http, state::AppState};
+use crate::{
+    auth::{self, keyring::KeyRing},
+    bus::EventBus,
+    config::Config,
+    db, http, maintenance,
+    services::{
+        data_keys::{self, Keys},
+        users,
+    },
+    state::AppState,
+};
 
 /// A server bound to its port, ready to run.
 pub struct Application {
@@ -28,11 +38,29 @@ impl Application {
                 .await
                 .context("applying database migrations")?;
         }
+        let master = auth::master_key::load(&config.auth, &config.database.url)?;
+        data_keys::check_master_key(&conn, &master).await?;
+        let keys = Arc::new(Keys::new(master));
+        let keyring = KeyRing::load(
+            conn.clone(),
+            keys.instance_key(),
+            config.auth.access_token_ttl,
+        )
+        .await
+        .context("loading the token signing keys")?;
+        if let Some(admin) = &config.auth.admin {
+            users::bootstrap_admin(&conn, admin).await?;
+        }
         let state = AppState {
             db: conn,
             config: Arc::new(config),
             bus: EventBus::in_process(),
+            keys,
+            keyring,
+            login_limiter: Default::default(),
+            verified_keys: Default::default(),
         };
+        tokio::spawn(maintenance::run_until_stopped(state.clone()));
         let router = http::router(state.clone());
         Ok(Application {
             listener,
@@ -64,7 +92,10 @@ impl Application {
             database = %self.state.config.database.url.redacted(),
             "autoglue {} listening", crate::VERSION
         );
-        axum::serve(self.listener, self.router)
+        let service = self
+            .router
+            .into_make_service_with_connect_info::<SocketAddr>();
+        axum::serve(self.listener, service)
             .with_graceful_shutdown(shutdown)
             .await
             .context("HTTP server failed")?;

@@ -4,7 +4,15 @@ use std::sync::Arc;
 
 use sea_orm::DatabaseConnection;
 
-use crate::{bus::EventBus, config::Config};
+use crate::{
+    auth::{
+        keyring::KeyRing,
+        limits::{LoginLimiter, VerifiedKeys},
+    },
+    bus::EventBus,
+    config::Config,
+    services::data_keys::Keys,
+};
 
 /// Shared state of one process, built once by [`crate::startup::Application::build`].
 #[derive(Clone)]
@@ -15,4 +23,12 @@ pub struct AppState {
     pub config: Arc<Config>,
     /// Where domain events are published for subscriptions.
     pub bus: EventBus,
+    /// The master key and the organizations' data keys.
+    pub keys: Arc<Keys>,
+    /// JWT signing and verification keys.
+    pub keyring: KeyRing,
+    /// Failed logins per user and address.
+    pub login_limiter: LoginLimiter,
+    /// Recently verified API and organization keys.
+    pub verified_keys: VerifiedKeys,
 }

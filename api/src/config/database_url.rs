@@ -36,6 +36,14 @@ impl DatabaseUrl {
         self.backend() == Backend::Sqlite
     }
 
+    /// The file of an SQLite URL (`:memory:` for an in-memory database).
+    pub fn sqlite_path(&self) -> Option<std::path::PathBuf> {
+        let rest = self.expose().strip_prefix("sqlite:")?;
+        let rest = rest.strip_prefix("//").unwrap_or(rest);
+        let path = rest.split('?').next().unwrap_or(rest);
+        Some(std::path::PathBuf::from(path))
+    }
+
     /// The URL itself, for the driver only.
     pub fn expose(&self) -> &str {
         self.0.expose_secret()
@@ -108,6 +116,12 @@ mod tests {
         let u: DatabaseUrl = "sqlite://a.db?mode=ro".parse().unwrap();
         assert_eq!(u.expose(), "sqlite://a.db?mode=ro");
         assert!(u.is_sqlite());
+        assert_eq!(u.sqlite_path().unwrap(), std::path::PathBuf::from("a.db"));
+        let u: DatabaseUrl = "sqlite:///tmp/x/a.db".parse().unwrap();
+        assert_eq!(
+            u.sqlite_path().unwrap(),
+            std::path::PathBuf::from("/tmp/x/a.db")
+        );
     }
 
     #[test]

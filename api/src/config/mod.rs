@@ -7,10 +7,17 @@
 //! keys and unknown `AUTOGLUE_*` variables are errors too, because a typo that silently falls
 //! back to a default is worse than a refusal to start.
 
-use std::{collections::BTreeSet, net::SocketAddr, path::Path, str::FromStr};
+use std::{
+    collections::BTreeSet,
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    str::FromStr,
+    time::Duration,
+};
 
 use anyhow::{Context, bail};
 use clap::Args;
+use secrecy::SecretString;
 
 mod database_url;
 pub use database_url::DatabaseUrl;
@@ -55,6 +62,67 @@ pub struct SettingsArgs {
     /// Largest page a connection field returns (`first` / `last`) [default: 100]
     #[arg(long, env = "AUTOGLUE_MAX_PAGE_SIZE", global = true, value_name = "N")]
     pub max_page_size: Option<String>,
+    /// Master key, base64 (32 bytes); wraps every organization's data key
+    #[arg(
+        long,
+        env = "AUTOGLUE_MASTER_KEY",
+        global = true,
+        value_name = "KEY",
+        hide_env_values = true
+    )]
+    pub master_key: Option<String>,
+    /// File holding the master key [default with SQLite: next to the database, created on first start]
+    #[arg(
+        long,
+        env = "AUTOGLUE_MASTER_KEY_FILE",
+        global = true,
+        value_name = "FILE"
+    )]
+    pub master_key_file: Option<String>,
+    /// Username of the instance admin created on start when no user exists
+    #[arg(
+        long,
+        env = "AUTOGLUE_ADMIN_USERNAME",
+        global = true,
+        value_name = "NAME"
+    )]
+    pub admin_username: Option<String>,
+    /// Password of that admin (at least 12 characters)
+    #[arg(
+        long,
+        env = "AUTOGLUE_ADMIN_PASSWORD",
+        global = true,
+        value_name = "PASSWORD",
+        hide_env_values = true
+    )]
+    pub admin_password: Option<String>,
+    /// Lifetime of access tokens, in seconds [default: 900]
+    #[arg(
+        long,
+        env = "AUTOGLUE_ACCESS_TOKEN_TTL",
+        global = true,
+        value_name = "SECONDS"
+    )]
+    pub access_token_ttl: Option<String>,
+    /// Lifetime of refresh tokens, in seconds [default: 2592000, 30 days]
+    #[arg(
+        long,
+        env = "AUTOGLUE_REFRESH_TOKEN_TTL",
+        global = true,
+        value_name = "SECONDS"
+    )]
+    pub refresh_token_ttl: Option<String>,
+    /// Days a signing key signs before it is rotated automatically [default: 30]
+    #[arg(
+        long,
+        env = "AUTOGLUE_SIGNING_KEY_ROTATION_DAYS",
+        global = true,
+        value_name = "DAYS"
+    )]
+    pub signing_key_rotation_days: Option<String>,
+    /// Let anyone create an account with `signUp` [default: false]
+    #[arg(long, env = "AUTOGLUE_SIGNUP", global = true, value_name = "BOOL")]
+    pub signup: Option<String>,
 }
 
 /// The whole configuration of one process.
@@ -64,6 +132,34 @@ pub struct Config {
     pub database: DatabaseSettings,
     pub log: LogSettings,
     pub graphql: GraphqlSettings,
+    pub auth: AuthSettings,
+}
+
+/// Identity and secrets.
+#[derive(Debug, Clone)]
+pub struct AuthSettings {
+    /// The master key itself, when given inline.
+    pub master_key: Option<SecretString>,
+    /// Where the master key is read from; with neither this nor `master_key`, SQLite keeps
+    /// it next to the database file (created on first start) and PostgreSQL refuses to start.
+    pub master_key_file: Option<PathBuf>,
+    /// The instance admin bootstrapped on an empty user table.
+    pub admin: Option<AdminBootstrap>,
+    /// Lifetime of an access token (JWT).
+    pub access_token_ttl: Duration,
+    /// Lifetime of a refresh token.
+    pub refresh_token_ttl: Duration,
+    /// How long one signing key signs before automatic rotation.
+    pub signing_key_rotation: Duration,
+    /// Whether `signUp` is open to anyone.
+    pub signup_enabled: bool,
+}
+
+/// `AUTOGLUE_ADMIN_USERNAME` / `AUTOGLUE_ADMIN_PASSWORD`.
+#[derive(Debug, Clone)]
+pub struct AdminBootstrap {
+    pub username: String,
+    pub password: SecretString,
 }
 
 /// The HTTP listener.
@@ -124,6 +220,15 @@ impl Default for Config {
                 format: LogFormat::Text,
             },
             graphql: GraphqlSettings { max_page_size: 100 },
+            auth: AuthSettings {
+                master_key: None,
+                master_key_file: None,
+                admin: None,
+                access_token_ttl: Duration::from_secs(900),
+                refresh_token_ttl: Duration::from_secs(30 * 24 * 3600),
+                signing_key_rotation: Duration::from_secs(30 * 24 * 3600),
+                signup_enabled: false,
+            },
         }
     }
 }
@@ -171,6 +276,74 @@ impl Config {
             "max_page_size",
             "AUTOGLUE_MAX_PAGE_SIZE",
         )?;
+        let a = &mut d.auth;
+        let mut secret = Text(None);
+        layers.set(
+            &mut secret,
+            &args.master_key,
+            "master_key",
+            "AUTOGLUE_MASTER_KEY",
+        )?;
+        a.master_key = secret.0.map(SecretString::from);
+        let mut file = Text(None);
+        layers.set(
+            &mut file,
+            &args.master_key_file,
+            "master_key_file",
+            "AUTOGLUE_MASTER_KEY_FILE",
+        )?;
+        a.master_key_file = file.0.map(PathBuf::from);
+        if a.master_key.is_some() && a.master_key_file.is_some() {
+            bail!("set AUTOGLUE_MASTER_KEY or AUTOGLUE_MASTER_KEY_FILE, not both");
+        }
+        let (mut user, mut password) = (Text(None), Text(None));
+        layers.set(
+            &mut user,
+            &args.admin_username,
+            "admin_username",
+            "AUTOGLUE_ADMIN_USERNAME",
+        )?;
+        layers.set(
+            &mut password,
+            &args.admin_password,
+            "admin_password",
+            "AUTOGLUE_ADMIN_PASSWORD",
+        )?;
+        a.admin = match (user.0, password.0) {
+            (Some(username), Some(password)) => Some(AdminBootstrap {
+                username,
+                password: SecretString::from(password),
+            }),
+            (None, None) => None,
+            _ => bail!("AUTOGLUE_ADMIN_USERNAME and AUTOGLUE_ADMIN_PASSWORD go together"),
+        };
+        let mut seconds = Seconds(a.access_token_ttl);
+        layers.set(
+            &mut seconds,
+            &args.access_token_ttl,
+            "access_token_ttl",
+            "AUTOGLUE_ACCESS_TOKEN_TTL",
+        )?;
+        a.access_token_ttl = seconds.0;
+        let mut seconds = Seconds(a.refresh_token_ttl);
+        layers.set(
+            &mut seconds,
+            &args.refresh_token_ttl,
+            "refresh_token_ttl",
+            "AUTOGLUE_REFRESH_TOKEN_TTL",
+        )?;
+        a.refresh_token_ttl = seconds.0;
+        let mut days = a.signing_key_rotation.as_secs() / 86_400;
+        layers.set(
+            &mut days,
+            &args.signing_key_rotation_days,
+            "signing_key_rotation_days",
+            "AUTOGLUE_SIGNING_KEY_ROTATION_DAYS",
+        )?;
+        a.signing_key_rotation = Duration::from_secs(days.max(1) * 86_400);
+        let mut signup = Flag(a.signup_enabled);
+        layers.set(&mut signup, &args.signup, "signup", "AUTOGLUE_SIGNUP")?;
+        a.signup_enabled = signup.0;
         if d.database.max_connections == 0 {
             bail!(
                 "database_max_connections (AUTOGLUE_DATABASE_MAX_CONNECTIONS) must be at least 1"
@@ -222,6 +395,14 @@ impl ConfigFile {
         "log",
         "log_format",
         "max_page_size",
+        "master_key",
+        "master_key_file",
+        "admin_username",
+        "admin_password",
+        "access_token_ttl",
+        "refresh_token_ttl",
+        "signing_key_rotation_days",
+        "signup",
     ];
 
     fn read(path: &Path) -> anyhow::Result<ConfigFile> {
@@ -274,6 +455,29 @@ impl Layers<'_> {
             .parse()
             .map_err(|e| anyhow::anyhow!("invalid {origin}: {e}"))?;
         Ok(())
+    }
+}
+
+/// Any text, kept as given.
+struct Text(Option<String>);
+
+impl FromStr for Text {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Text(Some(s.to_owned())))
+    }
+}
+
+/// A positive number of seconds.
+struct Seconds(Duration);
+
+impl FromStr for Seconds {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.parse::<u64>() {
+            Ok(n) if n > 0 => Ok(Seconds(Duration::from_secs(n))),
+            _ => Err(format!("{s:?} is not a positive number of seconds")),
+        }
     }
 }
 

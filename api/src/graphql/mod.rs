@@ -5,10 +5,15 @@
 //! `input` argument and return a payload object; lists that can grow are Relay connections
 //! with `totalCount`; objects implement `Node` with opaque global IDs.
 
+mod api_keys;
+mod audit;
 pub mod errors;
+mod members;
 mod node;
 mod organizations;
 pub mod relay;
+mod sessions;
+mod users;
 
 use async_graphql::{Context, MergedObject, MergedSubscription, Schema, SchemaBuilder};
 
@@ -20,12 +25,22 @@ pub type AppSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
 /// All queries.
 #[derive(MergedObject, Default)]
 #[graphql(name = "Query")]
-pub struct QueryRoot(node::NodeQuery, organizations::OrganizationQuery);
+pub struct QueryRoot(
+    node::NodeQuery,
+    users::UserQuery,
+    organizations::OrganizationQuery,
+);
 
 /// All mutations.
 #[derive(MergedObject, Default)]
 #[graphql(name = "Mutation")]
-pub struct MutationRoot(organizations::OrganizationMutation);
+pub struct MutationRoot(
+    sessions::SessionMutation,
+    users::UserMutation,
+    organizations::OrganizationMutation,
+    members::MemberMutation,
+    api_keys::ApiKeyMutation,
+);
 
 /// All subscriptions.
 #[derive(MergedSubscription, Default)]

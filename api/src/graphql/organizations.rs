@@ -4,17 +4,25 @@ use async_graphql::{
     Context, ID, InputObject, Object, SimpleObject, Subscription, futures_util::Stream,
 };
 use chrono::{DateTime, Utc};
-use entity::organizations;
+use entity::{audit_log, enums::MemberRole, organizations};
 use futures_util::StreamExt;
+use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
 
 use super::{
+    api_keys::OrganizationKey,
+    audit::AuditEntry,
     relay::{ConnectionFields, GlobalId, IdConnection, NodeKind, PageArgs, connection},
     state,
+    users::Membership,
 };
 use crate::{
     Result,
     bus::Event,
-    services::organizations::{self as service, NewOrganization, OrganizationName},
+    services::{
+        api_keys, memberships as members,
+        organizations::{self as service, NewOrganization, OrganizationName},
+        pagination::fetch_page,
+    },
     viewer::{Viewer, viewer},
 };
 
@@ -43,6 +51,48 @@ impl Organization {
     /// When it last changed.
     async fn updated_at(&self) -> DateTime<Utc> {
         self.0.updated_at
+    }
+    /// Your role here.
+    async fn viewer_role(&self, ctx: &Context<'_>) -> Option<MemberRole> {
+        viewer(ctx).role_in(self.0.id)
+    }
+    /// Who belongs to it.
+    async fn members(&self, ctx: &Context<'_>) -> Result<Vec<Membership>> {
+        let rows = members::list_members(state(ctx), viewer(ctx), self.0.id).await?;
+        Ok(rows.into_iter().map(|(m, _)| Membership(m)).collect())
+    }
+    /// Its organization keys (admins and owners).
+    async fn keys(&self, ctx: &Context<'_>) -> Result<Vec<OrganizationKey>> {
+        let rows = api_keys::list_org_keys(state(ctx), viewer(ctx), self.0.id).await?;
+        Ok(rows.into_iter().map(OrganizationKey).collect())
+    }
+    /// What was done in it, newest last (admins and owners).
+    async fn audit_log(
+        &self,
+        ctx: &Context<'_>,
+        after: Option<String>,
+        before: Option<String>,
+        first: Option<i32>,
+        last: Option<i32>,
+    ) -> Result<IdConnection<AuditEntry>> {
+        let (state, viewer) = (state(ctx), viewer(ctx));
+        viewer.require_role(self.0.id, MemberRole::Admin)?;
+        let page = PageArgs {
+            after,
+            before,
+            first,
+            last,
+        }
+        .parse(state.config.graphql.max_page_size)?;
+        let select =
+            audit_log::Entity::find().filter(audit_log::Column::OrganizationId.eq(self.0.id));
+        let items = fetch_page(&state.db, select.clone(), audit_log::Column::Id, &page).await?;
+        let db = state.db.clone();
+        let fields = ConnectionFields::new(move || {
+            let (db, select) = (db.clone(), select.clone());
+            async move { Ok(select.count(&db).await?) }
+        });
+        Ok(connection(items, fields, |e| e.id, AuditEntry))
     }
 }
 

@@ -20,15 +20,32 @@ use crate::{
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NodeKind {
     Organization,
+    User,
+    Membership,
+    ApiKey,
+    OrganizationKey,
+    AuditEntry,
 }
 
 impl NodeKind {
-    const ALL: &[NodeKind] = &[NodeKind::Organization];
+    const ALL: &[NodeKind] = &[
+        NodeKind::Organization,
+        NodeKind::User,
+        NodeKind::Membership,
+        NodeKind::ApiKey,
+        NodeKind::OrganizationKey,
+        NodeKind::AuditEntry,
+    ];
 
     /// The GraphQL type name.
     pub fn name(self) -> &'static str {
         match self {
             NodeKind::Organization => "Organization",
+            NodeKind::User => "User",
+            NodeKind::Membership => "Membership",
+            NodeKind::ApiKey => "ApiKey",
+            NodeKind::OrganizationKey => "OrganizationKey",
+            NodeKind::AuditEntry => "AuditEntry",
         }
     }
 }

@@ -13,13 +13,70 @@ use axum::{
     response::{Html, IntoResponse, Response},
 };
 
+use std::net::SocketAddr;
+
+use async_graphql_axum::rejection::GraphQLRejection;
+use axum::extract::ConnectInfo;
+
 use super::HttpState;
-use crate::viewer::Viewer;
+use crate::{
+    Error,
+    auth::authenticate::{Credentials, authenticate},
+    services::sessions::ClientInfo,
+};
 
 /// `POST /graphql`: queries and mutations.
-pub async fn post(State(state): State<HttpState>, req: GraphQLRequest) -> GraphQLResponse {
-    let req = req.into_inner().data(Viewer::Anonymous);
-    state.schema.execute(req).await.into()
+pub async fn post(State(state): State<HttpState>, req: Request) -> Response {
+    // Read the headers first: a request body is not `Sync`, so no borrow of the request
+    // may live across an await.
+    let (creds, client) = (Credentials::from_headers(req.headers()), client_info(&req));
+    let viewer = match authenticate(&state.app, &creds).await {
+        Ok(viewer) => viewer,
+        Err(e) => return auth_error(e),
+    };
+    let req = match GraphQLRequest::<GraphQLRejection>::from_request(req, &()).await {
+        Ok(r) => r.into_inner(),
+        Err(e) => return e.into_response(),
+    };
+    let resp: GraphQLResponse = state
+        .schema
+        .execute(req.data(viewer).data(client))
+        .await
+        .into();
+    resp.into_response()
+}
+
+fn client_info(req: &Request) -> ClientInfo {
+    let ip = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip().to_string())
+        .unwrap_or_default();
+    let user_agent = req
+        .headers()
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .map(|s| s.chars().take(200).collect());
+    ClientInfo { ip, user_agent }
+}
+
+/// Credentials that do not authenticate answer before GraphQL runs, in GraphQL's error shape.
+fn auth_error(e: Error) -> Response {
+    let status = match e.code() {
+        "UNAUTHENTICATED" => StatusCode::UNAUTHORIZED,
+        "FORBIDDEN" => StatusCode::FORBIDDEN,
+        "NOT_FOUND" => StatusCode::NOT_FOUND,
+        "BAD_USER_INPUT" => StatusCode::BAD_REQUEST,
+        _ => {
+            tracing::error!(error = ?e, "authentication failed");
+            StatusCode::INTERNAL_SERVER_ERROR
+        }
+    };
+    let body = serde_json::json!({ "errors": [{
+        "message": e.to_string(),
+        "extensions": { "code": e.code() }
+    }]});
+    (status, axum::Json(body)).into_response()
 }
 
 /// `GET /graphql`: a WebSocket upgrade for subscriptions, else a query in the URL.
@@ -28,12 +85,12 @@ pub async fn get(State(state): State<HttpState>, req: Request) -> Response {
     if req.headers().contains_key(header::UPGRADE) {
         return websocket(state, req).await;
     }
-    let req = match GraphQLRequest::<async_graphql_axum::rejection::GraphQLRejection>::from_request(
-        req,
-        &(),
-    )
-    .await
-    {
+    let (creds, client) = (Credentials::from_headers(req.headers()), client_info(&req));
+    let viewer = match authenticate(&state.app, &creds).await {
+        Ok(viewer) => viewer,
+        Err(e) => return auth_error(e),
+    };
+    let req = match GraphQLRequest::<GraphQLRejection>::from_request(req, &()).await {
         Ok(r) => r.into_inner(),
         Err(e) => return e.into_response(),
     };
@@ -46,7 +103,7 @@ pub async fn get(State(state): State<HttpState>, req: Request) -> Response {
     }
     let resp: GraphQLResponse = state
         .schema
-        .execute(req.data(Viewer::Anonymous))
+        .execute(req.data(viewer).data(client))
         .await
         .into();
     resp.into_response()
@@ -76,17 +133,45 @@ async fn websocket(state: HttpState, req: Request) -> Response {
         Err(e) => return e.into_response(),
     };
     let schema = state.schema.clone();
+    let app = state.app.clone();
+    let from_headers = Credentials::from_headers(&parts.headers);
     upgrade
         .protocols(ALL_WEBSOCKET_PROTOCOLS)
         .on_upgrade(move |socket| {
             GraphQLWebSocket::new(socket, schema, protocol)
-                .on_connection_init(|_payload| async move {
+                .on_connection_init(move |payload| async move {
+                    // Browsers cannot set headers on a WebSocket: credentials come in the
+                    // `connection_init` payload, with the same names as the headers.
+                    let creds = credentials_from_payload(&payload).unwrap_or(from_headers);
+                    let viewer = authenticate(&app, &creds)
+                        .await
+                        .map_err(|e| async_graphql::Error::new(e.to_string()))?;
                     let mut data = Data::default();
-                    data.insert(Viewer::Anonymous);
+                    data.insert(viewer);
                     Ok(data)
                 })
                 .serve()
         })
+}
+
+fn credentials_from_payload(payload: &serde_json::Value) -> Option<Credentials> {
+    let obj = payload.as_object()?;
+    let get = |name: &str| {
+        obj.iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .and_then(|(_, v)| v.as_str())
+            .map(str::to_owned)
+    };
+    let mut headers = axum::http::HeaderMap::new();
+    for name in ["authorization", "x-org-key", "x-org-secret", "x-org-id"] {
+        if let Some(value) = get(name).and_then(|v| v.parse().ok()) {
+            headers.insert(name, value);
+        }
+    }
+    if headers.is_empty() {
+        return None;
+    }
+    Some(Credentials::from_headers(&headers))
 }
 
 /// `GET /graphiql`: the GraphiQL explorer, subscriptions over the same `/graphql` endpoint.

@@ -35,3 +35,8 @@ pub async fn version() -> Json<Value> {
         "commit": option_env!("AUTOGLUE_GIT_COMMIT"),
     }))
 }
+
+/// The public keys that verify access tokens (JSON Web Key Set).
+pub async fn jwks(State(state): State<HttpState>) -> Json<Value> {
+    Json(state.app.keyring.jwks())
+}

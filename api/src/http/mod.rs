@@ -54,6 +54,7 @@ pub fn router(app: AppState) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/version", get(health::version))
+        .route("/.well-known/jwks.json", get(health::jwks))
         .layer(middleware)
         .with_state(state)
 }

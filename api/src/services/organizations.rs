@@ -1,10 +1,10 @@
 //! Organizations: the tenants. Everything else a user owns belongs to one.
 
 use anyhow::Context;
-use entity::organizations;
+use entity::{enums::MemberRole, memberships, organizations};
 use sea_orm::{
     ActiveModelBehavior, ActiveModelTrait, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter,
-    Select, Set,
+    Select, Set, TransactionTrait,
 };
 use uuid::Uuid;
 
@@ -12,6 +12,7 @@ use crate::{
     Error, Result,
     bus::Event,
     error::OnUniqueViolation,
+    services::audit::{self, Audit},
     services::pagination::{Page, PageRequest, fetch_page},
     state::AppState,
     viewer::Viewer,
@@ -60,26 +61,38 @@ pub struct NewOrganization {
 }
 
 /// The organizations `viewer` may see, as a query to refine.
-fn visible(_viewer: &Viewer) -> Select<organizations::Entity> {
-    // Until sign-in exists every caller sees every organization; membership filtering
-    // replaces this one function.
-    organizations::Entity::find()
+fn visible(viewer: &Viewer) -> Select<organizations::Entity> {
+    organizations::Entity::find().filter(viewer.visible_orgs(organizations::Column::Id))
 }
 
-/// Creates an organization and announces it on the bus.
+/// Creates an organization with the caller as its owner and its data key, in one
+/// transaction, then announces it on the bus.
 #[tracing::instrument(name = "create organization", skip_all, fields(name = %new.name.as_str()))]
 pub async fn create_organization(
     state: &AppState,
-    _viewer: &Viewer,
+    viewer: &Viewer,
     new: NewOrganization,
 ) -> Result<organizations::Model> {
+    let me = viewer.require_user()?;
+    let txn = state.db.begin().await?;
     let mut model = organizations::ActiveModel::new();
     model.name = Set(new.name.as_str().to_owned());
     model.description = Set(new.description);
-    let org = model.insert(&state.db).await.on_unique_violation(
+    let org = model.insert(&txn).await.on_unique_violation(
         "input.name",
         "an organization with this name already exists",
     )?;
+    let mut owner = memberships::ActiveModel::new();
+    owner.organization_id = Set(org.id);
+    owner.user_id = Set(me.id);
+    owner.role = Set(MemberRole::Owner);
+    owner.insert(&txn).await?;
+    state.keys.create_for(&txn, org.id).await?;
+    let entry = Audit::new("organization.create")
+        .org(org.id)
+        .target("organization", org.id);
+    audit::record(&txn, viewer, entry).await?;
+    txn.commit().await?;
     state.bus.publish(Event::OrganizationCreated {
         organization_id: org.id,
     });

@@ -108,11 +108,18 @@ impl Drop for TestDb {
     }
 }
 
+/// The bootstrapped instance admin of every test server.
+pub const ADMIN: &str = "admin";
+/// The password of every test user.
+pub const PASSWORD: &str = "correct horse battery staple";
+
 /// A running server and a client for it.
 pub struct TestApp {
     pub addr: SocketAddr,
     pub http: reqwest::Client,
     pub state: AppState,
+    /// Access token of the instance admin, sent by [`TestApp::gql`].
+    pub token: String,
     // Dropped last: the server must stop before its database goes away.
     shutdown: Option<oneshot::Sender<()>>,
     _db: TestDb,
@@ -132,6 +139,14 @@ pub fn test_config(db: &TestDb) -> Config {
     config.http.listen = "127.0.0.1:0".parse().unwrap();
     config.database.url = db.url.parse::<DatabaseUrl>().unwrap();
     config.database.max_connections = 5;
+    config.auth.admin = Some(autoglue::config::AdminBootstrap {
+        username: ADMIN.into(),
+        password: PASSWORD.to_owned().into(),
+    });
+    if backend() == Backend::Postgres {
+        // SQLite keeps its master key next to the database by default; PostgreSQL needs one.
+        config.auth.master_key = Some(vault::MasterKey::generate().to_base64().into());
+    }
     config
 }
 
@@ -153,13 +168,16 @@ pub async fn spawn_app_with(customize: impl FnOnce(&mut Config)) -> TestApp {
     tokio::spawn(app.run_until_stopped(async {
         let _ = rx.await;
     }));
-    TestApp {
+    let mut app = TestApp {
         addr,
         http: reqwest::Client::new(),
         state,
+        token: String::new(),
         shutdown: Some(tx),
         _db: db,
-    }
+    };
+    app.token = app.login(ADMIN, PASSWORD).await;
+    app
 }
 
 impl TestApp {
@@ -167,17 +185,73 @@ impl TestApp {
         format!("http://{}{path}", self.addr)
     }
 
-    /// Posts a GraphQL request and returns the whole JSON response.
+    /// Posts a GraphQL request as the instance admin and returns the whole JSON response.
     pub async fn gql(&self, query: &str, variables: Value) -> Value {
-        self.http
+        self.gql_as(Some(&self.token), query, variables).await
+    }
+
+    /// Posts a GraphQL request with `token` as bearer (none: anonymous).
+    pub async fn gql_as(&self, token: Option<&str>, query: &str, variables: Value) -> Value {
+        let mut req = self
+            .http
             .post(self.url("/graphql"))
-            .json(&json!({ "query": query, "variables": variables }))
-            .send()
+            .json(&json!({ "query": query, "variables": variables }));
+        if let Some(token) = token {
+            req = req.bearer_auth(token);
+        }
+        req.send()
             .await
             .expect("request sent")
             .json()
             .await
             .expect("JSON response")
+    }
+
+    /// Like [`Self::gql_as`], asserting success and returning `data`.
+    pub async fn gql_ok_as(&self, token: &str, query: &str, variables: Value) -> Value {
+        let resp = self.gql_as(Some(token), query, variables).await;
+        assert!(resp.get("errors").is_none(), "unexpected errors: {resp:#}");
+        resp["data"].clone()
+    }
+
+    /// Signs in and returns the access token.
+    pub async fn login(&self, username: &str, password: &str) -> String {
+        let resp = self
+            .gql_as(
+                None,
+                "mutation($u: String!, $p: String!) { login(input: {username: $u, password: $p}) { accessToken } }",
+                json!({ "u": username, "p": password }),
+            )
+            .await;
+        resp["data"]["login"]["accessToken"]
+            .as_str()
+            .unwrap_or_else(|| panic!("login of {username} failed: {resp}"))
+            .to_owned()
+    }
+
+    /// Creates a user (as the admin) and returns their access token.
+    pub async fn user(&self, username: &str) -> String {
+        self.gql_ok(
+            "mutation($u: String!, $p: String!) { createUser(input: {username: $u, password: $p}) { user { id } } }",
+            json!({ "u": username, "p": PASSWORD }),
+        )
+        .await;
+        self.login(username, PASSWORD).await
+    }
+
+    /// Creates an organization as the holder of `token`; returns its global ID.
+    pub async fn create_org_as(&self, token: &str, name: &str) -> String {
+        let data = self
+            .gql_ok_as(
+                token,
+                "mutation($name: String!) { createOrganization(input: {name: $name}) { organization { id } } }",
+                json!({ "name": name }),
+            )
+            .await;
+        data["createOrganization"]["organization"]["id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
     }
 
     /// Posts a GraphQL request that must succeed and returns its `data`.
@@ -201,8 +275,13 @@ impl TestApp {
             .to_owned()
     }
 
-    /// Opens a graphql-transport-ws connection and starts `query` on it.
+    /// Opens a graphql-transport-ws connection as the admin and starts `query` on it.
     pub async fn subscribe(&self, query: &str) -> Subscription {
+        self.subscribe_as(Some(&self.token), query).await
+    }
+
+    /// Opens a graphql-transport-ws connection with `token` (none: anonymous).
+    pub async fn subscribe_as(&self, token: Option<&str>, query: &str) -> Subscription {
         let mut req = format!("ws://{}/graphql", self.addr)
             .into_client_request()
             .unwrap();
@@ -218,9 +297,15 @@ impl TestApp {
             "graphql-transport-ws"
         );
         let send = |v: Value| Message::text(v.to_string());
-        ws.send(send(json!({ "type": "connection_init", "payload": {} })))
-            .await
-            .unwrap();
+        let payload = match token {
+            Some(token) => json!({ "Authorization": format!("Bearer {token}") }),
+            None => json!({}),
+        };
+        ws.send(send(
+            json!({ "type": "connection_init", "payload": payload }),
+        ))
+        .await
+        .unwrap();
         let mut sub = Subscription { ws };
         let ack = sub.next_message().await.expect("connection_ack");
         assert_eq!(ack["type"], "connection_ack", "{ack}");

@@ -5,7 +5,10 @@
 //! the whole suite once per backend.
 
 mod cli;
+mod cross_org;
 mod health;
 mod helpers;
+mod identity;
 mod organizations;
+mod tenancy;
 mod transport;

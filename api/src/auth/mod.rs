@@ -1,0 +1,12 @@
+//! Authentication: who is calling, proven by a password, a JWT, an API key or an
+//! organization key.
+//!
+//! This module owns the cryptographic mechanics (hashing, token formats, signing keys);
+//! the rules about users, sessions and keys live in `services`. Nothing here logs a secret.
+
+pub mod authenticate;
+pub mod keyring;
+pub mod limits;
+pub mod master_key;
+pub mod passwords;
+pub mod secrets;
