@@ -7,7 +7,7 @@ use migration::{Migrator, MigratorTrait};
 use tokio::net::TcpListener;
 
 use crate::{
-    auth::{self, keyring::KeyRing},
+    auth::{self, keyring::KeyRing, oidc::Oidc},
     bus::EventBus,
     config::Config,
     db, http, maintenance,
@@ -29,6 +29,9 @@ impl Application {
     /// Binds the listener first (a port in use fails fast), then opens the database and
     /// applies pending migrations unless turned off.
     pub async fn build(config: Config) -> anyhow::Result<Application> {
+        // One TLS crypto provider for every client (OIDC, later S3 and Route53): ring, which
+        // the database driver already uses. Installing twice is harmless.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let listener = TcpListener::bind(config.http.listen)
             .await
             .with_context(|| format!("cannot listen on {}", config.http.listen))?;
@@ -51,6 +54,16 @@ impl Application {
         if let Some(admin) = &config.auth.admin {
             users::bootstrap_admin(&conn, admin).await?;
         }
+        let public_url = match &config.auth.public_url {
+            Some(url) => url.as_str().trim_end_matches('/').to_owned(),
+            None => format!("http://{}", listener.local_addr()?),
+        };
+        let oidc = config
+            .auth
+            .oidc
+            .clone()
+            .map(|settings| Oidc::new(settings, &public_url, keys.instance_key()).map(Arc::new))
+            .transpose()?;
         let state = AppState {
             db: conn,
             config: Arc::new(config),
@@ -59,6 +72,7 @@ impl Application {
             keyring,
             login_limiter: Default::default(),
             verified_keys: Default::default(),
+            oidc,
         };
         tokio::spawn(maintenance::run_until_stopped(state.clone()));
         let router = http::router(state.clone());

@@ -8,6 +8,7 @@ use crate::{
     auth::{
         keyring::KeyRing,
         limits::{LoginLimiter, VerifiedKeys},
+        oidc::Oidc,
     },
     bus::EventBus,
     config::Config,
@@ -31,4 +32,6 @@ pub struct AppState {
     pub login_limiter: LoginLimiter,
     /// Recently verified API and organization keys.
     pub verified_keys: VerifiedKeys,
+    /// The OpenID Connect provider, when configured.
+    pub oidc: Option<Arc<Oidc>>,
 }

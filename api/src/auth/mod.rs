@@ -8,5 +8,6 @@ pub mod authenticate;
 pub mod keyring;
 pub mod limits;
 pub mod master_key;
+pub mod oidc;
 pub mod passwords;
 pub mod secrets;

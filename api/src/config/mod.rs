@@ -120,6 +120,29 @@ pub struct SettingsArgs {
         value_name = "DAYS"
     )]
     pub signing_key_rotation_days: Option<String>,
+    /// Public base URL of this server, for redirects [default: http://<listen>]
+    #[arg(long, env = "AUTOGLUE_PUBLIC_URL", global = true, value_name = "URL")]
+    pub public_url: Option<String>,
+    /// OpenID Connect issuer URL; enables /auth/oidc/login
+    #[arg(long, env = "AUTOGLUE_OIDC_ISSUER", global = true, value_name = "URL")]
+    pub oidc_issuer: Option<String>,
+    /// OpenID Connect client id
+    #[arg(
+        long,
+        env = "AUTOGLUE_OIDC_CLIENT_ID",
+        global = true,
+        value_name = "ID"
+    )]
+    pub oidc_client_id: Option<String>,
+    /// OpenID Connect client secret
+    #[arg(
+        long,
+        env = "AUTOGLUE_OIDC_CLIENT_SECRET",
+        global = true,
+        value_name = "SECRET",
+        hide_env_values = true
+    )]
+    pub oidc_client_secret: Option<String>,
     /// Let anyone create an account with `signUp` [default: false]
     #[arg(long, env = "AUTOGLUE_SIGNUP", global = true, value_name = "BOOL")]
     pub signup: Option<String>,
@@ -153,6 +176,18 @@ pub struct AuthSettings {
     pub signing_key_rotation: Duration,
     /// Whether `signUp` is open to anyone.
     pub signup_enabled: bool,
+    /// Public base URL (no trailing slash); `None` means `http://<listen>`.
+    pub public_url: Option<url::Url>,
+    /// Sign-in through an OpenID Connect provider.
+    pub oidc: Option<OidcSettings>,
+}
+
+/// An OpenID Connect provider (authorization code flow with PKCE).
+#[derive(Debug, Clone)]
+pub struct OidcSettings {
+    pub issuer: url::Url,
+    pub client_id: String,
+    pub client_secret: SecretString,
 }
 
 /// `AUTOGLUE_ADMIN_USERNAME` / `AUTOGLUE_ADMIN_PASSWORD`.
@@ -228,6 +263,8 @@ impl Default for Config {
                 refresh_token_ttl: Duration::from_secs(30 * 24 * 3600),
                 signing_key_rotation: Duration::from_secs(30 * 24 * 3600),
                 signup_enabled: false,
+                public_url: None,
+                oidc: None,
             },
         }
     }
@@ -341,6 +378,47 @@ impl Config {
             "AUTOGLUE_SIGNING_KEY_ROTATION_DAYS",
         )?;
         a.signing_key_rotation = Duration::from_secs(days.max(1) * 86_400);
+        let mut public = Text(None);
+        layers.set(
+            &mut public,
+            &args.public_url,
+            "public_url",
+            "AUTOGLUE_PUBLIC_URL",
+        )?;
+        a.public_url = public
+            .0
+            .map(|u| parse_http_url(&u, "AUTOGLUE_PUBLIC_URL"))
+            .transpose()?;
+        let (mut issuer, mut id, mut secret) = (Text(None), Text(None), Text(None));
+        layers.set(
+            &mut issuer,
+            &args.oidc_issuer,
+            "oidc_issuer",
+            "AUTOGLUE_OIDC_ISSUER",
+        )?;
+        layers.set(
+            &mut id,
+            &args.oidc_client_id,
+            "oidc_client_id",
+            "AUTOGLUE_OIDC_CLIENT_ID",
+        )?;
+        layers.set(
+            &mut secret,
+            &args.oidc_client_secret,
+            "oidc_client_secret",
+            "AUTOGLUE_OIDC_CLIENT_SECRET",
+        )?;
+        a.oidc = match (issuer.0, id.0, secret.0) {
+            (None, None, None) => None,
+            (Some(issuer), Some(client_id), Some(secret)) => Some(OidcSettings {
+                issuer: parse_http_url(&issuer, "AUTOGLUE_OIDC_ISSUER")?,
+                client_id,
+                client_secret: SecretString::from(secret),
+            }),
+            _ => bail!(
+                "AUTOGLUE_OIDC_ISSUER, AUTOGLUE_OIDC_CLIENT_ID and AUTOGLUE_OIDC_CLIENT_SECRET go together"
+            ),
+        };
         let mut signup = Flag(a.signup_enabled);
         layers.set(&mut signup, &args.signup, "signup", "AUTOGLUE_SIGNUP")?;
         a.signup_enabled = signup.0;
@@ -403,6 +481,10 @@ impl ConfigFile {
         "refresh_token_ttl",
         "signing_key_rotation_days",
         "signup",
+        "public_url",
+        "oidc_issuer",
+        "oidc_client_id",
+        "oidc_client_secret",
     ];
 
     fn read(path: &Path) -> anyhow::Result<ConfigFile> {
@@ -456,6 +538,16 @@ impl Layers<'_> {
             .map_err(|e| anyhow::anyhow!("invalid {origin}: {e}"))?;
         Ok(())
     }
+}
+
+/// An http(s) URL without a trailing slash.
+fn parse_http_url(raw: &str, name: &str) -> anyhow::Result<url::Url> {
+    let url = url::Url::parse(raw.trim_end_matches('/'))
+        .map_err(|e| anyhow::anyhow!("invalid {name}: {e}"))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        bail!("invalid {name}: must be an http(s) URL");
+    }
+    Ok(url)
 }
 
 /// Any text, kept as given.

@@ -1,7 +1,8 @@
 //! Organizations in GraphQL: the `Organization` type, its queries, mutations and events.
 
 use async_graphql::{
-    Context, ID, InputObject, Object, SimpleObject, Subscription, futures_util::Stream,
+    Context, ID, InputObject, MaybeUndefined, Object, SimpleObject, Subscription,
+    futures_util::Stream,
 };
 use chrono::{DateTime, Utc};
 use entity::{audit_log, enums::MemberRole, organizations};
@@ -43,6 +44,10 @@ impl Organization {
     /// Free text shown next to the name.
     async fn description(&self) -> Option<&str> {
         self.0.description.as_deref()
+    }
+    /// Email domain claimed by the organization: verified sign-ins there join as members.
+    async fn email_domain(&self) -> Option<&str> {
+        self.0.email_domain.as_deref()
     }
     /// When it was created.
     async fn created_at(&self) -> DateTime<Utc> {
@@ -152,6 +157,30 @@ pub struct CreateOrganizationPayload {
     pub organization: Organization,
 }
 
+/// Input of `updateOrganization`: omitted fields stay; `null` or `""` clears the optional ones.
+#[derive(InputObject)]
+pub struct UpdateOrganizationInput {
+    pub id: ID,
+    pub name: Option<String>,
+    pub description: MaybeUndefined<String>,
+    /// Claim an email domain: users who sign in with a verified address there join as members.
+    pub email_domain: MaybeUndefined<String>,
+}
+
+/// Result of `updateOrganization`.
+#[derive(SimpleObject)]
+pub struct UpdateOrganizationPayload {
+    pub organization: Organization,
+}
+
+fn optional_text(value: MaybeUndefined<String>) -> Option<Option<String>> {
+    match value {
+        MaybeUndefined::Undefined => None,
+        MaybeUndefined::Null => Some(None),
+        MaybeUndefined::Value(v) => Some(Some(v.trim().to_owned()).filter(|v| !v.is_empty())),
+    }
+}
+
 #[derive(Default)]
 pub struct OrganizationMutation;
 
@@ -169,6 +198,33 @@ impl OrganizationMutation {
         };
         let org = service::create_organization(state(ctx), viewer(ctx), new).await?;
         Ok(CreateOrganizationPayload {
+            organization: Organization(org),
+        })
+    }
+
+    /// Renames, describes or claims an email domain for an organization (owners).
+    async fn update_organization(
+        &self,
+        ctx: &Context<'_>,
+        input: UpdateOrganizationInput,
+    ) -> Result<UpdateOrganizationPayload> {
+        let id = GlobalId::expect(&input.id, NodeKind::Organization, "input.id")?;
+        let email_domain = optional_text(input.email_domain)
+            .map(|d| {
+                d.map(|d| service::parse_email_domain(&d, "input.emailDomain"))
+                    .transpose()
+            })
+            .transpose()?;
+        let change = service::OrganizationChange {
+            name: input
+                .name
+                .map(|n| OrganizationName::parse(&n, "input.name"))
+                .transpose()?,
+            description: optional_text(input.description),
+            email_domain,
+        };
+        let org = service::update_organization(state(ctx), viewer(ctx), id, change).await?;
+        Ok(UpdateOrganizationPayload {
             organization: Organization(org),
         })
     }

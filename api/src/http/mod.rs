@@ -2,6 +2,7 @@
 
 mod graphql;
 mod health;
+mod oidc;
 
 use axum::{
     Router,
@@ -55,6 +56,8 @@ pub fn router(app: AppState) -> Router {
         .route("/readyz", get(health::readyz))
         .route("/version", get(health::version))
         .route("/.well-known/jwks.json", get(health::jwks))
+        .route("/auth/oidc/login", get(oidc::login))
+        .route("/auth/oidc/callback", get(oidc::callback))
         .layer(middleware)
         .with_state(state)
 }

@@ -4,6 +4,7 @@
 pub mod api_keys;
 pub mod audit;
 pub mod data_keys;
+pub mod identities;
 pub mod memberships;
 pub mod organizations;
 pub mod pagination;

@@ -99,6 +99,62 @@ pub async fn create_organization(
     Ok(org)
 }
 
+/// Changes to an organization; `None` leaves a field as it is, `Some(None)` clears it.
+#[derive(Debug, Default)]
+pub struct OrganizationChange {
+    pub name: Option<OrganizationName>,
+    pub description: Option<Option<String>>,
+    pub email_domain: Option<Option<String>>,
+}
+
+/// Checks and normalizes an email domain such as `example.com`.
+pub fn parse_email_domain(raw: &str, field: &str) -> Result<String> {
+    let domain = raw.trim().trim_start_matches('@').to_lowercase();
+    let labels_ok = domain.split('.').all(|l| {
+        !l.is_empty()
+            && l.len() <= 63
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+            && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+    });
+    if domain.len() > 253 || !domain.contains('.') || !labels_ok {
+        return Err(Error::bad_input(field, "not a valid domain name"));
+    }
+    Ok(domain)
+}
+
+/// Updates an organization (owners only: the email domain decides who joins).
+pub async fn update_organization(
+    state: &AppState,
+    viewer: &Viewer,
+    id: Uuid,
+    change: OrganizationChange,
+) -> Result<organizations::Model> {
+    let org = find_organization(state, viewer, id)
+        .await?
+        .ok_or(Error::NotFound("organization"))?;
+    viewer.require_role(org.id, MemberRole::Owner)?;
+    let mut model: organizations::ActiveModel = org.into();
+    if let Some(name) = change.name {
+        model.name = Set(name.as_str().to_owned());
+    }
+    if let Some(description) = change.description {
+        model.description = Set(description);
+    }
+    if let Some(domain) = change.email_domain {
+        model.email_domain = Set(domain);
+    }
+    let org = model.update(&state.db).await.on_unique_violation(
+        "input",
+        "another organization already has this name or email domain",
+    )?;
+    let entry = Audit::new("organization.update")
+        .org(org.id)
+        .target("organization", org.id);
+    audit::record(&state.db, viewer, entry).await?;
+    Ok(org)
+}
+
 /// One organization, if `viewer` may see it.
 pub async fn find_organization(
     state: &AppState,

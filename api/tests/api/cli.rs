@@ -101,7 +101,7 @@ async fn the_embedded_default_serves_with_no_service_and_stops_on_sigterm() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let http = reqwest::Client::new();
+    let http = crate::helpers::http_client().build().unwrap();
     let base = format!("http://127.0.0.1:{port}");
     let started = Instant::now();
     while http.get(format!("{base}/healthz")).send().await.is_err() {

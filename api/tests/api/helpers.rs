@@ -34,6 +34,13 @@ fn postgres_admin_url() -> String {
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
 }
 
+/// An HTTP client for tests. reqwest is built with rustls and no crypto provider of its own
+/// (the server installs ring's at start); tests that run no server in-process need it too.
+pub fn http_client() -> reqwest::ClientBuilder {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+}
+
 fn init_logs() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
@@ -170,7 +177,7 @@ pub async fn spawn_app_with(customize: impl FnOnce(&mut Config)) -> TestApp {
     }));
     let mut app = TestApp {
         addr,
-        http: reqwest::Client::new(),
+        http: http_client().build().unwrap(),
         state,
         token: String::new(),
         shutdown: Some(tx),

@@ -9,6 +9,7 @@ mod cross_org;
 mod health;
 mod helpers;
 mod identity;
+mod oidc;
 mod organizations;
 mod tenancy;
 mod transport;

@@ -1,0 +1,144 @@
+//! `/auth/oidc/login` and `/auth/oidc/callback`: the browser side of OIDC sign-in.
+//!
+//! On success the callback redirects to the web app's page with the session's tokens in the
+//! URL fragment (`#access_token=…&refresh_token=…&expires_at=…`): fragments are never sent
+//! to servers, so the tokens do not land in proxy or server logs. Failures redirect with
+//! `#error=…`.
+
+use axum::{
+    extract::{Query, State},
+    http::{HeaderMap, StatusCode, header},
+    response::{IntoResponse, Redirect, Response},
+};
+use secrecy::ExposeSecret;
+use serde::Deserialize;
+
+use super::HttpState;
+use crate::{
+    auth::oidc::COOKIE,
+    services::{
+        identities,
+        sessions::{self, ClientInfo},
+    },
+};
+
+#[derive(Deserialize)]
+pub struct LoginQuery {
+    /// Where the web app wants to land afterwards: a path on this server.
+    redirect: Option<String>,
+}
+
+/// Only paths of this server: anything else would make the login an open redirect.
+fn safe_redirect(raw: Option<String>) -> String {
+    match raw {
+        Some(p) if p.starts_with('/') && !p.starts_with("//") && !p.contains('\\') => p,
+        _ => "/".into(),
+    }
+}
+
+fn cookie(value: &str, max_age: i64, secure: bool) -> String {
+    let secure = if secure { "; Secure" } else { "" };
+    format!("{COOKIE}={value}; Path=/auth/oidc; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}")
+}
+
+/// Starts a sign-in at the provider.
+pub async fn login(State(state): State<HttpState>, Query(q): Query<LoginQuery>) -> Response {
+    let Some(oidc) = state.app.oidc.as_ref() else {
+        return (StatusCode::NOT_FOUND, "OIDC sign-in is not configured").into_response();
+    };
+    match oidc.start(safe_redirect(q.redirect)).await {
+        Ok((url, sealed)) => {
+            let secure = url.starts_with("https://");
+            (
+                [(header::SET_COOKIE, cookie(&sealed, 600, secure))],
+                Redirect::to(&url),
+            )
+                .into_response()
+        }
+        Err(e) => {
+            tracing::error!(error = ?e, "cannot start OIDC sign-in");
+            (
+                StatusCode::BAD_GATEWAY,
+                "the identity provider cannot be reached",
+            )
+                .into_response()
+        }
+    }
+}
+
+#[derive(Deserialize)]
+pub struct CallbackQuery {
+    code: Option<String>,
+    state: Option<String>,
+    error: Option<String>,
+}
+
+fn read_cookie(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .find_map(|c| {
+            c.trim()
+                .strip_prefix(&format!("{COOKIE}="))
+                .map(str::to_owned)
+        })
+}
+
+/// Finishes a sign-in: verifies everything, signs the user in, hands the tokens over.
+pub async fn callback(
+    State(state): State<HttpState>,
+    headers: HeaderMap,
+    Query(q): Query<CallbackQuery>,
+) -> Response {
+    let Some(oidc) = state.app.oidc.as_ref() else {
+        return (StatusCode::NOT_FOUND, "OIDC sign-in is not configured").into_response();
+    };
+    let clear = [(header::SET_COOKIE, cookie("", 0, false))];
+    let fail =
+        |reason: &str| (clear.clone(), Redirect::to(&format!("/#error={reason}"))).into_response();
+    if let Some(error) = q.error {
+        tracing::info!(%error, "the provider refused the sign-in");
+        return fail("provider_refused");
+    }
+    let (Some(code), Some(st), Some(sealed)) = (q.code, q.state, read_cookie(&headers)) else {
+        return fail("invalid_request");
+    };
+    let (claims, redirect) = match oidc.finish(&sealed, code, &st).await {
+        Ok(found) => found,
+        Err(e) => {
+            tracing::warn!(error = %e, "OIDC sign-in failed");
+            return fail("sign_in_failed");
+        }
+    };
+    let user = match identities::sign_in(&state.app, &claims).await {
+        Ok(user) => user,
+        Err(e) => {
+            tracing::warn!(error = ?e, "OIDC sign-in refused");
+            return fail("sign_in_failed");
+        }
+    };
+    let client = ClientInfo {
+        ip: String::new(),
+        user_agent: headers
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned),
+    };
+    match sessions::start_session(&state.app, &client, user, uuid::Uuid::now_v7()).await {
+        Ok(s) => {
+            let fragment = format!(
+                "access_token={}&refresh_token={}&expires_at={}",
+                s.access_token,
+                s.refresh_token.expose_secret(),
+                s.expires_at.timestamp()
+            );
+            (clear, Redirect::to(&format!("{redirect}#{fragment}"))).into_response()
+        }
+        Err(e) => {
+            tracing::error!(error = ?e, "cannot start a session");
+            fail("sign_in_failed")
+        }
+    }
+}
