@@ -1,5 +1,7 @@
 //! Logging with tracing: text or JSON lines on stderr, filtered by `AUTOGLUE_LOG`.
 
+use std::io::IsTerminal;
+
 use anyhow::Context;
 use tracing_subscriber::{EnvFilter, fmt, prelude::*};
 
@@ -12,7 +14,11 @@ pub fn init(settings: &LogSettings) -> anyhow::Result<()> {
     let registry = tracing_subscriber::registry().with(filter);
     let result = match settings.format {
         LogFormat::Text => registry
-            .with(fmt::layer().with_writer(std::io::stderr))
+            .with(
+                fmt::layer()
+                    .with_writer(std::io::stderr)
+                    .with_ansi(std::io::stderr().is_terminal()),
+            )
             .try_init(),
         LogFormat::Json => registry
             .with(fmt::layer().json().with_writer(std::io::stderr))

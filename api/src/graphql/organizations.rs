@@ -58,8 +58,10 @@ impl Organization {
         self.0.updated_at
     }
     /// Your role here.
-    async fn viewer_role(&self, ctx: &Context<'_>) -> Option<MemberRole> {
-        viewer(ctx).role_in(self.0.id)
+    async fn viewer_role(&self, ctx: &Context<'_>) -> Result<Option<MemberRole>> {
+        // Read now, not from the request's start: the membership may be minutes old or
+        // made by this very request (createOrganization).
+        members::current_role(state(ctx), viewer(ctx), self.0.id).await
     }
     /// Who belongs to it.
     async fn members(&self, ctx: &Context<'_>) -> Result<Vec<Membership>> {

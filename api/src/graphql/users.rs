@@ -2,7 +2,7 @@
 
 use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
 use chrono::{DateTime, Utc};
-use entity::{enums::MemberRole, memberships, users};
+use entity::{enums::MemberRole, memberships, user_emails, users};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
 use secrecy::SecretString;
 
@@ -60,6 +60,41 @@ impl User {
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at
     }
+    /// Email addresses known for this user (yourself, or any user for an instance admin).
+    async fn emails(&self, ctx: &Context<'_>) -> Result<Vec<UserEmail>> {
+        let me = viewer(ctx).require_user()?;
+        if me.id != self.0.id && !me.is_admin {
+            return Err(Error::Forbidden(
+                "only your own email addresses are listed".into(),
+            ));
+        }
+        let rows = user_emails::Entity::find()
+            .filter(user_emails::Column::UserId.eq(self.0.id))
+            .order_by_asc(user_emails::Column::Id)
+            .all(&state(ctx).db)
+            .await?;
+        let mut emails: Vec<UserEmail> = rows
+            .into_iter()
+            .map(|e| UserEmail {
+                email: e.email,
+                verified: e.verified,
+                primary: e.is_primary,
+            })
+            .collect();
+        if let Some(primary) = &self.0.email
+            && !emails.iter().any(|e| &e.email == primary)
+        {
+            emails.insert(
+                0,
+                UserEmail {
+                    email: primary.clone(),
+                    verified: false,
+                    primary: true,
+                },
+            );
+        }
+        Ok(emails)
+    }
     /// This user's memberships in organizations you can see.
     async fn memberships(&self, ctx: &Context<'_>) -> Result<Vec<Membership>> {
         let viewer = viewer(ctx);
@@ -83,6 +118,16 @@ impl User {
             .map(ApiKey)
             .collect())
     }
+}
+
+/// An email address of a user.
+#[derive(SimpleObject)]
+pub struct UserEmail {
+    pub email: String,
+    /// Confirmed by an identity provider.
+    pub verified: bool,
+    /// The address shown as the user's email.
+    pub primary: bool,
 }
 
 /// A user's role in an organization.

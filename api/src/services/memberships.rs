@@ -147,6 +147,24 @@ pub async fn remove_member(
     Ok(current)
 }
 
+/// The caller's role in `org` as stored now.
+pub async fn current_role(
+    state: &AppState,
+    viewer: &Viewer,
+    org: Uuid,
+) -> Result<Option<MemberRole>> {
+    match viewer {
+        Viewer::User(u) => Ok(memberships::Entity::find()
+            .filter(memberships::Column::OrganizationId.eq(org))
+            .filter(memberships::Column::UserId.eq(u.id))
+            .one(&state.db)
+            .await
+            .context("loading a membership")?
+            .map(|m| m.role)),
+        other => Ok(other.role_in(org)),
+    }
+}
+
 /// The members of `org` with their users (any member may look).
 pub async fn list_members(
     state: &AppState,

@@ -1,23 +1,10 @@
 //! The binary itself: configuration errors, the embedded default, migrations, schema.
 
-use std::{
-    io::Read,
-    process::{Output, Stdio},
-    time::{Duration, Instant},
-};
+use std::{io::Read, process::Stdio};
 
 use serde_json::json;
 
-use crate::helpers::{TestDb, autoglue, free_port};
-
-fn one_error_line(out: &Output) -> String {
-    assert!(!out.status.success(), "expected a failure, got {out:?}");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let lines: Vec<&str> = stderr.trim_end().lines().collect();
-    assert_eq!(lines.len(), 1, "expected one line, got: {stderr}");
-    assert!(lines[0].starts_with("error: "), "{stderr}");
-    lines[0].to_owned()
-}
+use crate::helpers::{TestDb, autoglue, free_port, one_error_line, wait_until_serving};
 
 #[test]
 fn bad_configuration_stops_with_one_line_naming_it() {
@@ -103,15 +90,7 @@ async fn the_embedded_default_serves_with_no_service_and_stops_on_sigterm() {
         .unwrap();
     let http = crate::helpers::http_client().build().unwrap();
     let base = format!("http://127.0.0.1:{port}");
-    let started = Instant::now();
-    while http.get(format!("{base}/healthz")).send().await.is_err() {
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "server did not start"
-        );
-        assert!(child.try_wait().unwrap().is_none(), "server exited early");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_until_serving(&mut child, &base).await;
     let resp: serde_json::Value = http
         .post(format!("{base}/graphql"))
         .json(&json!({ "query": "{ organizations { totalCount } }" }))

@@ -386,6 +386,33 @@ pub fn autoglue() -> std::process::Command {
     cmd
 }
 
+/// The one `error: …` line a failed run of the binary printed on stderr.
+pub fn one_error_line(out: &std::process::Output) -> String {
+    assert!(!out.status.success(), "expected a failure, got {out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = stderr.trim_end().lines().collect();
+    assert_eq!(lines.len(), 1, "expected one line, got: {stderr}");
+    assert!(lines[0].starts_with("error: "), "{stderr}");
+    lines[0].to_owned()
+}
+
+/// Waits until the binary started as `child` answers `GET {base}/healthz`; fails the test
+/// when it exits first or takes more than a minute.
+pub async fn wait_until_serving(child: &mut std::process::Child, base: &str) {
+    let http = http_client().build().unwrap();
+    let started = std::time::Instant::now();
+    while http.get(format!("{base}/healthz")).send().await.is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "server did not start"
+        );
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("server exited early: {status}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// A port nobody listens on right now.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")

@@ -310,3 +310,63 @@ async fn organization_keys_act_as_their_organization() {
         .await;
     assert_eq!(error_code(&denied), "FORBIDDEN");
 }
+
+#[tokio::test]
+async fn upkeep_sweeps_expired_credentials_and_rotates_old_keys() {
+    use entity::{api_keys, refresh_tokens, signing_keys};
+    use sea_orm::{ActiveModelTrait, EntityTrait, IntoActiveModel, PaginatorTrait, Set};
+
+    let app = spawn_app().await;
+    let login = app
+        .gql_as(None, LOGIN, json!({ "u": ADMIN, "p": PASSWORD }))
+        .await;
+    assert!(login["data"]["login"]["refreshToken"].is_string());
+    app.gql_ok(CREATE_KEY, json!({ "name": "old" })).await;
+    let db = &app.state.db;
+    let past = chrono::Utc::now() - chrono::Duration::hours(1);
+    for token in refresh_tokens::Entity::find().all(db).await.unwrap() {
+        let mut token = token.into_active_model();
+        token.expires_at = Set(past);
+        token.update(db).await.unwrap();
+    }
+    let mut key = api_keys::Entity::find()
+        .one(db)
+        .await
+        .unwrap()
+        .unwrap()
+        .into_active_model();
+    key.expires_at = Set(Some(past));
+    key.update(db).await.unwrap();
+
+    let swept = autoglue::maintenance::sweep_expired(&app.state)
+        .await
+        .unwrap();
+    assert!(swept >= 3, "two refresh tokens and one key, got {swept}");
+    assert_eq!(refresh_tokens::Entity::find().count(db).await.unwrap(), 0);
+    assert_eq!(api_keys::Entity::find().count(db).await.unwrap(), 0);
+
+    // A signing key older than the rotation period is replaced; the old one stays published.
+    app.state
+        .keyring
+        .rotate_if_older_than(Duration::ZERO)
+        .await
+        .unwrap();
+    let keys = signing_keys::Entity::find().all(db).await.unwrap();
+    assert_eq!(keys.len(), 2);
+    assert_eq!(keys.iter().filter(|k| k.retired_at.is_some()).count(), 1);
+    let jwks: Value = app
+        .http
+        .get(app.url("/.well-known/jwks.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(jwks["keys"].as_array().unwrap().len(), 2);
+    // Tokens of the old key still work; new ones carry the new kid.
+    assert_eq!(app.gql_ok(ME, json!({})).await["me"]["username"], ADMIN);
+    let fresh = app.login(ADMIN, PASSWORD).await;
+    let old_kid = jsonwebtoken::decode_header(&app.token).unwrap().kid;
+    assert_ne!(jsonwebtoken::decode_header(&fresh).unwrap().kid, old_kid);
+}

@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 use crate::helpers::{error_code, spawn_app};
 
 const CREATE: &str = "mutation($input: CreateOrganizationInput!) {
-    createOrganization(input: $input) { organization { id name description createdAt } } }";
+    createOrganization(input: $input) { organization { id name description createdAt viewerRole } } }";
 
 #[tokio::test]
 async fn create_then_read_by_id_and_by_node() {
@@ -19,6 +19,10 @@ async fn create_then_read_by_id_and_by_node() {
     let org = &data["createOrganization"]["organization"];
     assert_eq!(org["name"], "Acme", "names are trimmed");
     assert_eq!(org["description"], "rockets");
+    assert_eq!(
+        org["viewerRole"], "OWNER",
+        "the creator is its owner at once"
+    );
     let id = org["id"].as_str().unwrap();
 
     let data = app
