@@ -1,11 +1,27 @@
 //! Opening the database pool for either backend.
 
-use std::time::Duration;
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
 
 use anyhow::Context;
 use sea_orm::{ConnectOptions, Database, DatabaseConnection};
 
 use crate::config::DatabaseSettings;
+
+/// Counts every statement run on `conn` (and its clones made afterwards).
+pub fn count_statements(conn: &mut DatabaseConnection) -> Arc<AtomicU64> {
+    let counter = Arc::new(AtomicU64::new(0));
+    let counting = counter.clone();
+    conn.set_metric_callback(move |_| {
+        counting.fetch_add(1, Ordering::Relaxed);
+    });
+    counter
+}
 
 /// Connects to the configured database. Errors name the URL with its password masked.
 pub async fn connect(settings: &DatabaseSettings) -> anyhow::Result<DatabaseConnection> {

@@ -35,14 +35,17 @@ impl Application {
         let listener = TcpListener::bind(config.http.listen)
             .await
             .with_context(|| format!("cannot listen on {}", config.http.listen))?;
-        let conn = db::connect(&config.database).await?;
+        let mut conn = db::connect(&config.database).await?;
+        let statements = db::count_statements(&mut conn);
+        // Before migrating: a wrong master key stops start-up with its one line, having
+        // changed nothing. A database without the tables holds no keys yet.
+        let master = auth::master_key::load(&config.auth, &config.database.url)?;
+        data_keys::check_master_key(&conn, &master).await?;
         if config.database.migrate_on_start {
             Migrator::up(&conn, None)
                 .await
                 .context("applying database migrations")?;
         }
-        let master = auth::master_key::load(&config.auth, &config.database.url)?;
-        data_keys::check_master_key(&conn, &master).await?;
         let keys = Arc::new(Keys::new(master));
         let keyring = KeyRing::load(
             conn.clone(),
@@ -73,6 +76,7 @@ impl Application {
             login_limiter: Default::default(),
             verified_keys: Default::default(),
             oidc,
+            statements,
         };
         tokio::spawn(maintenance::run_until_stopped(state.clone()));
         let router = http::router(state.clone());

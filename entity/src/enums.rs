@@ -134,6 +134,7 @@ pub enum ServerStatus {
 pub enum SshKeyAlgorithm {
     /// Ed25519 (recommended).
     #[sea_orm(string_value = "ed25519")]
+    #[cfg_attr(feature = "graphql", graphql(name = "ED25519"))]
     Ed25519,
     /// RSA, for hosts that do not accept Ed25519.
     #[sea_orm(string_value = "rsa")]
@@ -164,6 +165,7 @@ pub enum CredentialKind {
     BasicAuth,
     /// OAuth 2 client id and client secret.
     #[sea_orm(string_value = "oauth2_client")]
+    #[cfg_attr(feature = "graphql", graphql(name = "OAUTH2_CLIENT"))]
     Oauth2Client,
 }
 

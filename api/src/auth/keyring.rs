@@ -214,6 +214,25 @@ impl KeyRing {
     }
 }
 
+/// Fails unless `instance_key` opens the newest signing key (none stored is fine).
+pub async fn check_can_open(db: &DatabaseConnection, instance_key: &DataKey) -> anyhow::Result<()> {
+    let newest = signing_keys::Entity::find()
+        .order_by_desc(signing_keys::Column::Id)
+        .one(db)
+        .await
+        .context("checking the signing keys")?;
+    if let Some(key) = newest
+        && instance_key
+            .open(&seal_context(key.id), &key.private_key_sealed)
+            .is_err()
+    {
+        anyhow::bail!(
+            "the master key cannot open this database's signing keys; set AUTOGLUE_MASTER_KEY or AUTOGLUE_MASTER_KEY_FILE to the key the database was created with"
+        );
+    }
+    Ok(())
+}
+
 /// Makes a new signing key and retires the others; they stay published until the tokens
 /// they signed (at most `access_ttl` old) have expired. Returns the new `kid`.
 pub async fn rotate(

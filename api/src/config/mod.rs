@@ -62,6 +62,38 @@ pub struct SettingsArgs {
     /// Largest page a connection field returns (`first` / `last`) [default: 100]
     #[arg(long, env = "AUTOGLUE_MAX_PAGE_SIZE", global = true, value_name = "N")]
     pub max_page_size: Option<String>,
+    /// Deepest query accepted [default: 15]
+    #[arg(
+        long,
+        env = "AUTOGLUE_GRAPHQL_MAX_DEPTH",
+        global = true,
+        value_name = "N"
+    )]
+    pub graphql_max_depth: Option<String>,
+    /// Most complex query accepted (fields, times page sizes) [default: 50000]
+    #[arg(
+        long,
+        env = "AUTOGLUE_GRAPHQL_MAX_COMPLEXITY",
+        global = true,
+        value_name = "N"
+    )]
+    pub graphql_max_complexity: Option<String>,
+    /// Most aliases in one query [default: 30]
+    #[arg(
+        long,
+        env = "AUTOGLUE_GRAPHQL_MAX_ALIASES",
+        global = true,
+        value_name = "N"
+    )]
+    pub graphql_max_aliases: Option<String>,
+    /// Answer introspection queries (GraphiQL needs them) [default: true]
+    #[arg(
+        long,
+        env = "AUTOGLUE_GRAPHQL_INTROSPECTION",
+        global = true,
+        value_name = "BOOL"
+    )]
+    pub graphql_introspection: Option<String>,
     /// Master key, base64 (32 bytes); wraps every organization's data key
     #[arg(
         long,
@@ -236,6 +268,14 @@ pub enum LogFormat {
 pub struct GraphqlSettings {
     /// Largest `first` / `last` a connection accepts; also the page size when neither is given.
     pub max_page_size: u32,
+    /// Deepest selection accepted.
+    pub max_depth: usize,
+    /// Highest complexity accepted: one per field, list fields times their page size.
+    pub max_complexity: usize,
+    /// Most aliases in one document (aliases multiply work without adding depth).
+    pub max_aliases: usize,
+    /// Whether `__schema` / `__type` are answered.
+    pub introspection: bool,
 }
 
 impl Default for Config {
@@ -254,7 +294,13 @@ impl Default for Config {
                 filter: "info".into(),
                 format: LogFormat::Text,
             },
-            graphql: GraphqlSettings { max_page_size: 100 },
+            graphql: GraphqlSettings {
+                max_page_size: 100,
+                max_depth: 15,
+                max_complexity: 50_000,
+                max_aliases: 30,
+                introspection: true,
+            },
             auth: AuthSettings {
                 master_key: None,
                 master_key_file: None,
@@ -313,6 +359,33 @@ impl Config {
             "max_page_size",
             "AUTOGLUE_MAX_PAGE_SIZE",
         )?;
+        let g = &mut d.graphql;
+        layers.set(
+            &mut g.max_depth,
+            &args.graphql_max_depth,
+            "graphql_max_depth",
+            "AUTOGLUE_GRAPHQL_MAX_DEPTH",
+        )?;
+        layers.set(
+            &mut g.max_complexity,
+            &args.graphql_max_complexity,
+            "graphql_max_complexity",
+            "AUTOGLUE_GRAPHQL_MAX_COMPLEXITY",
+        )?;
+        layers.set(
+            &mut g.max_aliases,
+            &args.graphql_max_aliases,
+            "graphql_max_aliases",
+            "AUTOGLUE_GRAPHQL_MAX_ALIASES",
+        )?;
+        let mut introspection = Flag(g.introspection);
+        layers.set(
+            &mut introspection,
+            &args.graphql_introspection,
+            "graphql_introspection",
+            "AUTOGLUE_GRAPHQL_INTROSPECTION",
+        )?;
+        g.introspection = introspection.0;
         let a = &mut d.auth;
         let mut secret = Text(None);
         layers.set(
@@ -473,6 +546,10 @@ impl ConfigFile {
         "log",
         "log_format",
         "max_page_size",
+        "graphql_max_depth",
+        "graphql_max_complexity",
+        "graphql_max_aliases",
+        "graphql_introspection",
         "master_key",
         "master_key_file",
         "admin_username",

@@ -67,15 +67,80 @@ impl Extension for ErrorCodesExtension {
         next.run(ctx).await.map_err(|errors| {
             errors
                 .into_iter()
-                .map(|e| coded(e, "GRAPHQL_VALIDATION_FAILED"))
+                .map(|e| {
+                    // The limits get codes of their own, so clients can tell them apart.
+                    let code = match e.message.as_str() {
+                        "Query is nested too deep." => "QUERY_TOO_DEEP",
+                        "Query is too complex." => "QUERY_TOO_COMPLEX",
+                        _ => "GRAPHQL_VALIDATION_FAILED",
+                    };
+                    coded(e, code)
+                })
                 .collect()
         })
     }
 }
 
+/// Refuses documents with more aliases than the limit, before validation and execution:
+/// aliases let one small document ask for the same expensive field many times.
+pub struct AliasLimit(pub usize);
+
+impl ExtensionFactory for AliasLimit {
+    fn create(&self) -> Arc<dyn Extension> {
+        Arc::new(AliasLimitExtension(self.0))
+    }
+}
+
+struct AliasLimitExtension(usize);
+
+fn count_aliases(set: &async_graphql::parser::types::SelectionSet, seen: &mut usize) {
+    use async_graphql::parser::types::Selection;
+    for item in &set.items {
+        match &item.node {
+            Selection::Field(f) => {
+                *seen += usize::from(f.node.alias.is_some());
+                count_aliases(&f.node.selection_set.node, seen);
+            }
+            Selection::InlineFragment(f) => count_aliases(&f.node.selection_set.node, seen),
+            Selection::FragmentSpread(_) => {}
+        }
+    }
+}
+
+#[async_graphql::async_trait::async_trait]
+impl Extension for AliasLimitExtension {
+    async fn parse_query(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        query: &str,
+        variables: &Variables,
+        next: NextParseQuery<'_>,
+    ) -> ServerResult<ExecutableDocument> {
+        let doc = next.run(ctx, query, variables).await?;
+        let mut seen = 0;
+        for (_, op) in doc.operations.iter() {
+            count_aliases(&op.node.selection_set.node, &mut seen);
+        }
+        for fragment in doc.fragments.values() {
+            count_aliases(&fragment.node.selection_set.node, &mut seen);
+        }
+        if seen > self.0 {
+            let message = format!(
+                "the query uses {seen} aliases; at most {} are allowed",
+                self.0
+            );
+            return Err(coded(ServerError::new(message, None), "TOO_MANY_ALIASES"));
+        }
+        Ok(doc)
+    }
+}
+
+/// Sets `code` unless an inner hook already chose a more precise one.
 fn coded(mut error: ServerError, code: &str) -> ServerError {
     let extensions = error.extensions.get_or_insert_with(Default::default);
-    extensions.set("code", Value::from(code));
+    if extensions.get("code").is_none() {
+        extensions.set("code", Value::from(code));
+    }
     error
 }
 

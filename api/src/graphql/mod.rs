@@ -7,12 +7,16 @@
 
 mod api_keys;
 mod audit;
+mod credentials;
 pub mod errors;
+mod fleet;
+pub mod loaders;
 mod members;
 mod node;
 mod organizations;
 pub mod relay;
 mod sessions;
+mod ssh_keys;
 mod users;
 
 use async_graphql::{Context, MergedObject, MergedSubscription, Schema, SchemaBuilder};
@@ -29,6 +33,9 @@ pub struct QueryRoot(
     node::NodeQuery,
     users::UserQuery,
     organizations::OrganizationQuery,
+    fleet::FleetQuery,
+    ssh_keys::SshKeyQuery,
+    credentials::CredentialQuery,
 );
 
 /// All mutations.
@@ -40,6 +47,9 @@ pub struct MutationRoot(
     organizations::OrganizationMutation,
     members::MemberMutation,
     api_keys::ApiKeyMutation,
+    fleet::FleetMutation,
+    ssh_keys::SshKeyMutation,
+    credentials::CredentialMutation,
 );
 
 /// All subscriptions.
@@ -56,9 +66,17 @@ fn builder() -> SchemaBuilder<QueryRoot, MutationRoot, SubscriptionRoot> {
     .extension(errors::ErrorCodes)
 }
 
-/// The schema with the process state attached, ready to execute.
+/// The schema with the process state attached and the configured limits, ready to execute.
 pub fn build_schema(state: AppState) -> AppSchema {
-    builder().data(state).finish()
+    let limits = state.config.graphql.clone();
+    let mut schema = builder()
+        .limit_depth(limits.max_depth)
+        .limit_complexity(limits.max_complexity)
+        .extension(errors::AliasLimit(limits.max_aliases));
+    if !limits.introspection {
+        schema = schema.disable_introspection();
+    }
+    schema.data(state).finish()
 }
 
 /// The schema in SDL, as checked in at `schema.graphql`.

@@ -7,13 +7,18 @@ use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use super::{
     api_keys::{ApiKey, OrganizationKey},
     audit::AuditEntry,
+    credentials::Credential,
+    fleet::{Cluster, NodePool, Server},
     organizations::Organization,
     relay::{GlobalId, NodeKind},
+    ssh_keys::SshKey,
     state,
     users::{Membership, User},
 };
 use crate::{
     Result,
+    services::{clusters as fleet_clusters, node_pools as fleet_pools, servers as fleet_servers},
+    services::{credentials as creds, ssh_keys as keys},
     services::{organizations as orgs, users},
     viewer::viewer,
 };
@@ -28,6 +33,11 @@ pub enum Node {
     ApiKey(ApiKey),
     OrganizationKey(OrganizationKey),
     AuditEntry(AuditEntry),
+    Cluster(Cluster),
+    NodePool(NodePool),
+    Server(Server),
+    SshKey(SshKey),
+    Credential(Credential),
 }
 
 #[derive(Default)]
@@ -76,6 +86,21 @@ impl NodeQuery {
                 .map(|k| Node::OrganizationKey(OrganizationKey(k))),
             // Audit entries are read through `Organization.auditLog`.
             NodeKind::AuditEntry => None,
+            NodeKind::SshKey => keys::find_ssh_key(state, viewer, global.id)
+                .await?
+                .map(|k| Node::SshKey(SshKey::new(k))),
+            NodeKind::Credential => creds::find_credential(state, viewer, global.id)
+                .await?
+                .map(|c| Node::Credential(Credential(c))),
+            NodeKind::Cluster => fleet_clusters::find(db, viewer, global.id)
+                .await?
+                .map(|c| Node::Cluster(Cluster(c))),
+            NodeKind::NodePool => fleet_pools::find(db, viewer, global.id)
+                .await?
+                .map(|p| Node::NodePool(NodePool(p))),
+            NodeKind::Server => fleet_servers::find(db, viewer, global.id)
+                .await?
+                .map(|s| Node::Server(Server(s))),
         })
     }
 }

@@ -74,6 +74,7 @@ impl Organization {
         Ok(rows.into_iter().map(OrganizationKey).collect())
     }
     /// What was done in it, newest last (admins and owners).
+    #[graphql(complexity = "(first.or(last).unwrap_or(20).max(0) as usize) * child_complexity + 1")]
     async fn audit_log(
         &self,
         ctx: &Context<'_>,
@@ -116,6 +117,7 @@ impl OrganizationQuery {
     }
 
     /// The organizations visible to you, oldest first.
+    #[graphql(complexity = "(first.or(last).unwrap_or(20).max(0) as usize) * child_complexity + 1")]
     async fn organizations(
         &self,
         ctx: &Context<'_>,
@@ -169,6 +171,12 @@ pub struct UpdateOrganizationInput {
     pub email_domain: MaybeUndefined<String>,
 }
 
+/// Input of `deleteOrganization`.
+#[derive(InputObject)]
+pub struct DeleteOrganizationInput {
+    pub id: ID,
+}
+
 /// Result of `updateOrganization`.
 #[derive(SimpleObject)]
 pub struct UpdateOrganizationPayload {
@@ -200,6 +208,19 @@ impl OrganizationMutation {
         };
         let org = service::create_organization(state(ctx), viewer(ctx), new).await?;
         Ok(CreateOrganizationPayload {
+            organization: Organization(org),
+        })
+    }
+
+    /// Deletes an organization and everything it owns (owners).
+    async fn delete_organization(
+        &self,
+        ctx: &Context<'_>,
+        input: DeleteOrganizationInput,
+    ) -> Result<UpdateOrganizationPayload> {
+        let id = GlobalId::expect(&input.id, NodeKind::Organization, "input.id")?;
+        let org = service::delete_organization(state(ctx), viewer(ctx), id).await?;
+        Ok(UpdateOrganizationPayload {
             organization: Organization(org),
         })
     }

@@ -25,6 +25,11 @@ pub enum NodeKind {
     ApiKey,
     OrganizationKey,
     AuditEntry,
+    Cluster,
+    NodePool,
+    Server,
+    SshKey,
+    Credential,
 }
 
 impl NodeKind {
@@ -35,6 +40,11 @@ impl NodeKind {
         NodeKind::ApiKey,
         NodeKind::OrganizationKey,
         NodeKind::AuditEntry,
+        NodeKind::Cluster,
+        NodeKind::NodePool,
+        NodeKind::Server,
+        NodeKind::SshKey,
+        NodeKind::Credential,
     ];
 
     /// The GraphQL type name.
@@ -46,6 +56,11 @@ impl NodeKind {
             NodeKind::ApiKey => "ApiKey",
             NodeKind::OrganizationKey => "OrganizationKey",
             NodeKind::AuditEntry => "AuditEntry",
+            NodeKind::Cluster => "Cluster",
+            NodeKind::NodePool => "NodePool",
+            NodeKind::Server => "Server",
+            NodeKind::SshKey => "SshKey",
+            NodeKind::Credential => "Credential",
         }
     }
 }

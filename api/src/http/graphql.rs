@@ -19,6 +19,7 @@ use async_graphql_axum::rejection::GraphQLRejection;
 use axum::extract::ConnectInfo;
 
 use super::HttpState;
+use crate::graphql::loaders::loaders;
 use crate::{
     Error,
     auth::authenticate::{Credentials, authenticate},
@@ -38,11 +39,11 @@ pub async fn post(State(state): State<HttpState>, req: Request) -> Response {
         Ok(r) => r.into_inner(),
         Err(e) => return e.into_response(),
     };
-    let resp: GraphQLResponse = state
-        .schema
-        .execute(req.data(viewer).data(client))
-        .await
-        .into();
+    let req = req
+        .data(viewer)
+        .data(client)
+        .data(loaders(state.app.db.clone()));
+    let resp: GraphQLResponse = state.schema.execute(req).await.into();
     resp.into_response()
 }
 
@@ -101,11 +102,11 @@ pub async fn get(State(state): State<HttpState>, req: Request) -> Response {
         }]});
         return (StatusCode::METHOD_NOT_ALLOWED, axum::Json(body)).into_response();
     }
-    let resp: GraphQLResponse = state
-        .schema
-        .execute(req.data(viewer).data(client))
-        .await
-        .into();
+    let req = req
+        .data(viewer)
+        .data(client)
+        .data(loaders(state.app.db.clone()));
+    let resp: GraphQLResponse = state.schema.execute(req).await.into();
     resp.into_response()
 }
 
@@ -148,6 +149,7 @@ async fn websocket(state: HttpState, req: Request) -> Response {
                         .map_err(|e| async_graphql::Error::new(e.to_string()))?;
                     let mut data = Data::default();
                     data.insert(viewer);
+                    data.insert(loaders(app.db.clone()));
                     Ok(data)
                 })
                 .serve()

@@ -10,9 +10,10 @@ use std::{
 use anyhow::Context;
 use entity::organization_data_keys;
 use sea_orm::{
-    ActiveModelBehavior, ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter,
-    QueryOrder, Set,
+    ActiveModelBehavior, ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection,
+    EntityTrait, QueryFilter, QueryOrder, Set,
 };
+use sea_orm_migration::SchemaManager;
 use uuid::Uuid;
 use vault::{DataKey, MasterKey};
 
@@ -78,10 +79,11 @@ impl Keys {
 
 /// Refuses to start with a master key other than the one that wrapped the stored keys:
 /// better one clear line at start-up than a failure at the first secret read.
-pub async fn check_master_key<C: ConnectionTrait>(
-    db: &C,
-    master: &MasterKey,
-) -> anyhow::Result<()> {
+pub async fn check_master_key(db: &DatabaseConnection, master: &MasterKey) -> anyhow::Result<()> {
+    let schema = SchemaManager::new(db);
+    if !schema.has_table("organization_data_keys").await? {
+        return Ok(());
+    }
     let other = organization_data_keys::Entity::find()
         .filter(organization_data_keys::Column::MasterKeyId.ne(master.id()))
         .one(db)
@@ -94,5 +96,6 @@ pub async fn check_master_key<C: ConnectionTrait>(
             row.master_key_id
         );
     }
-    Ok(())
+    // A database with no organization yet still has a signing key to open.
+    crate::auth::keyring::check_can_open(db, &master.instance_key()).await
 }

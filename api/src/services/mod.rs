@@ -3,10 +3,16 @@
 
 pub mod api_keys;
 pub mod audit;
+pub mod clusters;
+pub mod credentials;
 pub mod data_keys;
 pub mod identities;
 pub mod memberships;
+pub mod node_pools;
 pub mod organizations;
 pub mod pagination;
+pub mod servers;
 pub mod sessions;
+pub mod ssh_keys;
 pub mod users;
+pub mod validate;

@@ -155,6 +155,44 @@ pub async fn update_organization(
     Ok(org)
 }
 
+/// Deletes an organization and everything it owns (owners only; refused while a workflow
+/// run is active in it). The audit entry stays, its organization link cleared.
+pub async fn delete_organization(
+    state: &AppState,
+    viewer: &Viewer,
+    id: Uuid,
+) -> Result<organizations::Model> {
+    use entity::{enums::WorkflowStatus, workflow_runs};
+    let org = find_organization(state, viewer, id)
+        .await?
+        .ok_or(Error::NotFound("organization"))?;
+    viewer.require_role(org.id, MemberRole::Owner)?;
+    let txn = state.db.begin().await?;
+    let active = workflow_runs::Entity::find()
+        .filter(workflow_runs::Column::OrganizationId.eq(id))
+        .filter(workflow_runs::Column::Status.is_in([
+            WorkflowStatus::Queued,
+            WorkflowStatus::Running,
+            WorkflowStatus::Retrying,
+        ]))
+        .count(&txn)
+        .await?;
+    if active > 0 {
+        return Err(Error::Conflict {
+            field: Some("input.id".into()),
+            message: "workflow runs are active in this organization; cancel them first".into(),
+        });
+    }
+    let entry = Audit::new("organization.delete")
+        .org(id)
+        .target("organization", id)
+        .details(serde_json::json!({ "name": org.name }));
+    audit::record(&txn, viewer, entry).await?;
+    organizations::Entity::delete_by_id(id).exec(&txn).await?;
+    txn.commit().await?;
+    Ok(org)
+}
+
 /// One organization, if `viewer` may see it.
 pub async fn find_organization(
     state: &AppState,

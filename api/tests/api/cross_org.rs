@@ -178,6 +178,40 @@ async fn organization_b(app: &TestApp, bob: &str) -> (String, Vec<String>, Vec<S
             .unwrap()
             .to_owned(),
     ];
+    let fleet = app
+        .gql_ok_as(bob, "mutation($o: ID!) { createCluster(input: {organizationId: $o, name: \"beta-c\"}) { cluster { id } }
+            generateSshKey(input: {organizationId: $o, name: \"beta-ssh\"}) { sshKey { id } }
+            createCredential(input: {organizationId: $o, name: \"beta-cred\", kind: HETZNER_API_TOKEN, secret: {token: \"beta-token-123456\"}}) { credential { id } } }", json!({ "o": b }))
+        .await;
+    let cluster = fleet["createCluster"]["cluster"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let pool = app
+        .gql_ok_as(bob, "mutation($c: ID!) { createNodePool(input: {clusterId: $c, name: \"beta-p\", role: WORKER}) { nodePool { id } } }", json!({ "c": cluster }))
+        .await;
+    let server = app
+        .gql_ok_as(bob, "mutation($o: ID!, $c: ID!) { registerServer(input: {organizationId: $o, hostname: \"beta-host\", role: WORKER, clusterId: $c}) { server { id } } }", json!({ "o": b, "c": cluster }))
+        .await;
+    ids.extend([
+        cluster,
+        pool["createNodePool"]["nodePool"]["id"]
+            .as_str()
+            .unwrap()
+            .to_owned(),
+        server["registerServer"]["server"]["id"]
+            .as_str()
+            .unwrap()
+            .to_owned(),
+        fleet["generateSshKey"]["sshKey"]["id"]
+            .as_str()
+            .unwrap()
+            .to_owned(),
+        fleet["createCredential"]["credential"]["id"]
+            .as_str()
+            .unwrap()
+            .to_owned(),
+    ]);
     ids.extend(
         view["organization"]["auditLog"]["edges"]
             .as_array()
@@ -187,6 +221,8 @@ async fn organization_b(app: &TestApp, bob: &str) -> (String, Vec<String>, Vec<S
     );
     let secrets = vec![
         "beta-hidden".to_owned(),
+        "beta-token-123456".to_owned(),
+        "beta-host".to_owned(),
         key["createOrganizationKey"]["secret"]
             .as_str()
             .unwrap()

@@ -5,11 +5,15 @@
 //! the whole suite once per backend.
 
 mod cli;
+mod credentials;
 mod cross_org;
+mod fleet;
 mod health;
 mod helpers;
 mod identity;
 mod oidc;
 mod organizations;
+mod secrets;
+mod ssh_keys;
 mod tenancy;
 mod transport;

@@ -198,3 +198,47 @@ async fn only_instance_admins_create_users_and_the_audit_log_records() {
         .await;
     assert_eq!(error_code(&admin_view), "FORBIDDEN");
 }
+
+#[tokio::test]
+async fn deleting_an_organization_removes_everything_it_owns() {
+    use entity::{audit_log, clusters, memberships, organization_data_keys};
+    use sea_orm::{EntityTrait, PaginatorTrait};
+
+    let app = spawn_app().await;
+    let alice = app.user("alice").await;
+    let org = app.create_org_as(&alice, "doomed").await;
+    app.gql_ok_as(
+        &alice,
+        ADD,
+        json!({ "org": org, "u": "admin", "r": "ADMIN" }),
+    )
+    .await;
+    app.gql_ok_as(&alice, "mutation($o: ID!) { createCluster(input: {organizationId: $o, name: \"c1\"}) { cluster { id } } }", json!({ "o": org }))
+        .await;
+    let delete =
+        "mutation($id: ID!) { deleteOrganization(input: {id: $id}) { organization { name } } }";
+    assert_eq!(
+        error_code(&app.gql(delete, json!({ "id": org })).await),
+        "FORBIDDEN",
+        "admins may not"
+    );
+    let done = app.gql_ok_as(&alice, delete, json!({ "id": org })).await;
+    assert_eq!(done["deleteOrganization"]["organization"]["name"], "doomed");
+
+    let db = &app.state.db;
+    assert_eq!(clusters::Entity::find().count(db).await.unwrap(), 0);
+    assert_eq!(memberships::Entity::find().count(db).await.unwrap(), 0);
+    assert_eq!(
+        organization_data_keys::Entity::find()
+            .count(db)
+            .await
+            .unwrap(),
+        0
+    );
+    let kept = audit_log::Entity::find().all(db).await.unwrap();
+    assert!(
+        kept.iter()
+            .any(|e| e.action == "organization.delete" && e.organization_id.is_none()),
+        "the audit trail outlives it"
+    );
+}

@@ -99,3 +99,46 @@ async fn graphiql_is_served() {
     let html = resp.text().await.unwrap();
     assert!(html.contains("/graphql"));
 }
+
+#[tokio::test]
+async fn limits_refuse_deep_complex_and_aliased_queries() {
+    let app = crate::helpers::spawn_app_with(|c| {
+        c.graphql.max_depth = 6;
+        c.graphql.max_complexity = 500;
+        c.graphql.max_aliases = 3;
+    })
+    .await;
+    let deep = "{ clusters { edges { node { nodePools { servers { cluster { name } } } } } } }";
+    assert_eq!(
+        error_code(&app.gql(deep, json!({})).await),
+        "QUERY_TOO_DEEP"
+    );
+    let complex = "{ clusters(first: 100) { edges { node { name status k3sVersion region apiEndpoint createdAt } } } }";
+    assert_eq!(
+        error_code(&app.gql(complex, json!({})).await),
+        "QUERY_TOO_COMPLEX"
+    );
+    let aliased = "{ a: me { username } b: me { username } c: me { username } d: me { username } }";
+    let resp = app.gql(aliased, json!({}));
+    let resp = resp.await;
+    assert_eq!(error_code(&resp), "TOO_MANY_ALIASES");
+    assert!(
+        resp["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("4 aliases")
+    );
+    let fine = "{ a: me { username } b: me { username } }";
+    assert!(app.gql(fine, json!({})).await["data"]["a"]["username"].is_string());
+}
+
+#[tokio::test]
+async fn introspection_can_be_turned_off() {
+    let app = crate::helpers::spawn_app_with(|c| c.graphql.introspection = false).await;
+    let resp = app.gql("{ __schema { types { name } } }", json!({})).await;
+    assert!(
+        resp["data"]["__schema"].is_null(),
+        "no schema is revealed: {resp}"
+    );
+    assert!(app.gql("{ me { username } }", json!({})).await["data"]["me"].is_object());
+}

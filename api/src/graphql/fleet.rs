@@ -1,0 +1,862 @@
+//! The fleet in GraphQL: clusters, node pools and servers.
+
+use async_graphql::{
+    Context, ID, InputObject, MaybeUndefined, Object, SimpleObject, dataloader::Loader,
+};
+use chrono::{DateTime, Utc};
+use entity::{
+    clusters,
+    enums::{ClusterStatus, NodePoolRole, ServerRole, ServerStatus, TaintEffect},
+    node_pools, servers,
+};
+use secrecy::SecretString;
+use uuid::Uuid;
+
+use super::{
+    loaders::{
+        AnnotationsOfPool, FleetLoader, LabelsOfPool, LoadError, Loaders, MetadataOfCluster,
+        PoolsOfCluster, ServersOfCluster, ServersOfPool, TaintsOfPool,
+    },
+    organizations::Organization,
+    relay::{ConnectionFields, GlobalId, IdConnection, NodeKind, PageArgs, connection},
+    state,
+};
+use crate::{
+    Error, Result,
+    services::{
+        clusters::{self as cluster_service, ClusterChange, ClusterFilter, NewCluster},
+        node_pools::{self as pool_service, NewPool, PoolSets, Taint as TaintValue},
+        organizations as orgs,
+        servers::{self as server_service, ServerFields, ServerFilter},
+        validate,
+    },
+    viewer::viewer,
+};
+
+async fn load<K, M>(ctx: &Context<'_>, key: K) -> Result<Vec<M>>
+where
+    K: Send + Sync + Clone + Eq + std::hash::Hash + 'static,
+    M: Clone + Send + Sync + 'static,
+    FleetLoader: Loader<K, Value = Vec<M>, Error = LoadError>,
+{
+    let loader = ctx
+        .data::<Loaders>()
+        .map_err(|_| anyhow::anyhow!("no loaders in the request"))?;
+    Ok(loader
+        .load_one(key)
+        .await
+        .map_err(|e| anyhow::anyhow!("loading children: {e}"))?
+        .unwrap_or_default())
+}
+
+fn id_of(raw: &ID, kind: NodeKind, field: &str) -> Result<Uuid> {
+    GlobalId::expect(raw, kind, field)
+}
+
+fn opt_id(raw: &Option<ID>, kind: NodeKind, field: &str) -> Result<Option<Uuid>> {
+    raw.as_ref().map(|id| id_of(id, kind, field)).transpose()
+}
+
+/// A key and its value (labels, annotations, metadata).
+#[derive(SimpleObject, Clone)]
+pub struct KeyValue {
+    pub key: String,
+    pub value: String,
+}
+
+/// A key and value to set.
+#[derive(InputObject, Clone)]
+pub struct KeyValueInput {
+    pub key: String,
+    pub value: String,
+}
+
+/// A node taint.
+#[derive(SimpleObject, Clone)]
+pub struct Taint {
+    pub key: String,
+    pub value: String,
+    pub effect: TaintEffect,
+}
+
+/// A taint to set.
+#[derive(InputObject, Clone)]
+pub struct TaintInput {
+    pub key: String,
+    #[graphql(default)]
+    pub value: String,
+    pub effect: TaintEffect,
+}
+
+fn key_values(
+    items: Vec<KeyValueInput>,
+    field: &str,
+    label_values: bool,
+) -> Result<Vec<(String, String)>> {
+    items
+        .into_iter()
+        .enumerate()
+        .map(|(i, kv)| {
+            let key = validate::k8s_key(&kv.key, &format!("{field}.{i}.key"))?;
+            let value = if label_values {
+                validate::label_value(&kv.value, &format!("{field}.{i}.value"))?
+            } else {
+                kv.value
+            };
+            Ok((key, value))
+        })
+        .collect()
+}
+
+fn pool_sets(
+    labels: Option<Vec<KeyValueInput>>,
+    annotations: Option<Vec<KeyValueInput>>,
+    taints: Option<Vec<TaintInput>>,
+) -> Result<PoolSets> {
+    Ok(PoolSets {
+        labels: labels
+            .map(|l| key_values(l, "input.labels", true))
+            .transpose()?,
+        annotations: annotations
+            .map(|a| key_values(a, "input.annotations", false))
+            .transpose()?,
+        taints: taints
+            .map(|ts| {
+                ts.into_iter()
+                    .enumerate()
+                    .map(|(i, t)| {
+                        Ok(TaintValue {
+                            key: validate::k8s_key(&t.key, &format!("input.taints.{i}.key"))?,
+                            value: validate::label_value(
+                                &t.value,
+                                &format!("input.taints.{i}.value"),
+                            )?,
+                            effect: t.effect,
+                        })
+                    })
+                    .collect::<Result<Vec<_>>>()
+            })
+            .transpose()?,
+    })
+}
+
+/// Whether a cluster can be provisioned, and what it lacks.
+#[derive(SimpleObject)]
+pub struct ProvisioningReadiness {
+    pub ready: bool,
+    pub missing: Vec<String>,
+}
+
+/// A K3s cluster.
+#[derive(Clone)]
+pub struct Cluster(pub clusters::Model);
+
+#[Object]
+impl Cluster {
+    /// Global ID.
+    pub async fn id(&self) -> ID {
+        GlobalId::encode(NodeKind::Cluster, self.0.id)
+    }
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+    async fn status(&self) -> ClusterStatus {
+        self.0.status
+    }
+    /// Why the status is what it is, when there is something to say.
+    async fn status_message(&self) -> Option<&str> {
+        self.0.status_message.as_deref()
+    }
+    #[graphql(name = "k3sVersion")]
+    async fn k3s_version(&self) -> &str {
+        &self.0.k3s_version
+    }
+    async fn region(&self) -> Option<&str> {
+        self.0.region.as_deref()
+    }
+    /// The Kubernetes API endpoint, once provisioned.
+    async fn api_endpoint(&self) -> Option<&str> {
+        self.0.api_endpoint.as_deref()
+    }
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+    async fn updated_at(&self) -> DateTime<Utc> {
+        self.0.updated_at
+    }
+    async fn organization(&self, ctx: &Context<'_>) -> Result<Organization> {
+        orgs::find_organization(state(ctx), viewer(ctx), self.0.organization_id)
+            .await?
+            .map(Organization)
+            .ok_or(Error::NotFound("organization"))
+    }
+    /// Free-form metadata, unique keys.
+    async fn metadata(&self, ctx: &Context<'_>) -> Result<Vec<KeyValue>> {
+        let rows = load(ctx, MetadataOfCluster(self.0.id)).await?;
+        Ok(rows
+            .into_iter()
+            .map(|m| KeyValue {
+                key: m.key,
+                value: m.value,
+            })
+            .collect())
+    }
+    async fn node_pools(&self, ctx: &Context<'_>) -> Result<Vec<NodePool>> {
+        Ok(load(ctx, PoolsOfCluster(self.0.id))
+            .await?
+            .into_iter()
+            .map(NodePool)
+            .collect())
+    }
+    async fn servers(&self, ctx: &Context<'_>) -> Result<Vec<Server>> {
+        Ok(load(ctx, ServersOfCluster(self.0.id))
+            .await?
+            .into_iter()
+            .map(Server)
+            .collect())
+    }
+    /// The bastion: the cluster's server with role BASTION.
+    async fn bastion(&self, ctx: &Context<'_>) -> Result<Option<Server>> {
+        let servers = load(ctx, ServersOfCluster(self.0.id)).await?;
+        Ok(servers
+            .into_iter()
+            .find(|s| s.role == ServerRole::Bastion)
+            .map(Server))
+    }
+    /// The kubeconfig (admins and above; every read is written to the audit log).
+    async fn kubeconfig(&self, ctx: &Context<'_>) -> Result<Option<String>> {
+        cluster_service::reveal_kubeconfig(state(ctx), viewer(ctx), self.0.id).await
+    }
+    /// Whether it is complete enough to provision.
+    async fn provisioning_readiness(&self, ctx: &Context<'_>) -> Result<ProvisioningReadiness> {
+        let missing = cluster_service::missing_for_provisioning(&state(ctx).db, &self.0).await?;
+        Ok(ProvisioningReadiness {
+            ready: missing.is_empty(),
+            missing,
+        })
+    }
+}
+
+/// A group of servers with one role, size and set of labels, annotations and taints.
+#[derive(Clone)]
+pub struct NodePool(pub node_pools::Model);
+
+#[Object]
+impl NodePool {
+    /// Global ID.
+    pub async fn id(&self) -> ID {
+        GlobalId::encode(NodeKind::NodePool, self.0.id)
+    }
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+    async fn role(&self) -> NodePoolRole {
+        self.0.role
+    }
+    async fn desired_size(&self) -> i32 {
+        self.0.desired_size
+    }
+    async fn labels(&self, ctx: &Context<'_>) -> Result<Vec<KeyValue>> {
+        let rows = load(ctx, LabelsOfPool(self.0.id)).await?;
+        Ok(rows
+            .into_iter()
+            .map(|l| KeyValue {
+                key: l.key,
+                value: l.value,
+            })
+            .collect())
+    }
+    async fn annotations(&self, ctx: &Context<'_>) -> Result<Vec<KeyValue>> {
+        let rows = load(ctx, AnnotationsOfPool(self.0.id)).await?;
+        Ok(rows
+            .into_iter()
+            .map(|a| KeyValue {
+                key: a.key,
+                value: a.value,
+            })
+            .collect())
+    }
+    async fn taints(&self, ctx: &Context<'_>) -> Result<Vec<Taint>> {
+        let rows = load(ctx, TaintsOfPool(self.0.id)).await?;
+        Ok(rows
+            .into_iter()
+            .map(|t| Taint {
+                key: t.key,
+                value: t.value,
+                effect: t.effect,
+            })
+            .collect())
+    }
+    async fn servers(&self, ctx: &Context<'_>) -> Result<Vec<Server>> {
+        Ok(load(ctx, ServersOfPool(self.0.id))
+            .await?
+            .into_iter()
+            .map(Server)
+            .collect())
+    }
+    async fn cluster(&self, ctx: &Context<'_>) -> Result<Cluster> {
+        cluster_service::find(&state(ctx).db, viewer(ctx), self.0.cluster_id)
+            .await?
+            .map(Cluster)
+            .ok_or(Error::NotFound("cluster"))
+    }
+}
+
+/// A machine of a cluster.
+#[derive(Clone)]
+pub struct Server(pub servers::Model);
+
+#[Object]
+impl Server {
+    /// Global ID.
+    pub async fn id(&self) -> ID {
+        GlobalId::encode(NodeKind::Server, self.0.id)
+    }
+    async fn hostname(&self) -> &str {
+        &self.0.hostname
+    }
+    async fn public_ip(&self) -> Option<&str> {
+        self.0.public_ip.as_deref()
+    }
+    async fn private_ip(&self) -> Option<&str> {
+        self.0.private_ip.as_deref()
+    }
+    async fn role(&self) -> ServerRole {
+        self.0.role
+    }
+    async fn status(&self) -> ServerStatus {
+        self.0.status
+    }
+    async fn status_message(&self) -> Option<&str> {
+        self.0.status_message.as_deref()
+    }
+    async fn ssh_user(&self) -> &str {
+        &self.0.ssh_user
+    }
+    async fn ssh_port(&self) -> i32 {
+        self.0.ssh_port
+    }
+    /// The SSH host key pinned at first contact; `resetServerHostKey` clears it.
+    async fn host_key(&self) -> Option<&str> {
+        self.0.host_key.as_deref()
+    }
+    /// The global ID of the SSH key used to log in.
+    async fn ssh_key_id(&self) -> Option<ID> {
+        self.0
+            .ssh_key_id
+            .map(|id| GlobalId::encode(NodeKind::SshKey, id))
+    }
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+    async fn cluster(&self, ctx: &Context<'_>) -> Result<Option<Cluster>> {
+        let Some(id) = self.0.cluster_id else {
+            return Ok(None);
+        };
+        Ok(cluster_service::find(&state(ctx).db, viewer(ctx), id)
+            .await?
+            .map(Cluster))
+    }
+    async fn node_pool(&self, ctx: &Context<'_>) -> Result<Option<NodePool>> {
+        let Some(id) = self.0.node_pool_id else {
+            return Ok(None);
+        };
+        Ok(pool_service::find(&state(ctx).db, viewer(ctx), id)
+            .await?
+            .map(NodePool))
+    }
+}
+
+/// Which clusters to list.
+#[derive(InputObject, Default)]
+pub struct ClusterFilterInput {
+    /// Any of these statuses.
+    #[graphql(default)]
+    pub status: Vec<ClusterStatus>,
+    /// Names starting with this.
+    pub name_prefix: Option<String>,
+}
+
+/// Which servers to list.
+#[derive(InputObject, Default)]
+pub struct ServerFilterInput {
+    pub cluster_id: Option<ID>,
+    pub node_pool_id: Option<ID>,
+    #[graphql(default)]
+    pub role: Vec<ServerRole>,
+    #[graphql(default)]
+    pub status: Vec<ServerStatus>,
+}
+
+#[derive(Default)]
+pub struct FleetQuery;
+
+#[Object]
+impl FleetQuery {
+    /// The clusters of an organization (default: the active one), oldest first.
+    #[allow(clippy::too_many_arguments)]
+    #[graphql(complexity = "(first.or(last).unwrap_or(20).max(0) as usize) * child_complexity + 1")]
+    async fn clusters(
+        &self,
+        ctx: &Context<'_>,
+        organization_id: Option<ID>,
+        filter: Option<ClusterFilterInput>,
+        after: Option<String>,
+        before: Option<String>,
+        first: Option<i32>,
+        last: Option<i32>,
+    ) -> Result<IdConnection<Cluster>> {
+        let (state, viewer) = (state(ctx), viewer(ctx).clone());
+        let org = viewer.pick_org(
+            opt_id(&organization_id, NodeKind::Organization, "organizationId")?,
+            "organizationId",
+        )?;
+        let page = PageArgs {
+            after,
+            before,
+            first,
+            last,
+        }
+        .parse(state.config.graphql.max_page_size)?;
+        let filter = filter.unwrap_or_default();
+        let filter = ClusterFilter {
+            statuses: filter.status,
+            name_prefix: filter.name_prefix,
+        };
+        let items = cluster_service::list(state, &viewer, org, &filter, &page).await?;
+        let counting = state.clone();
+        let fields = ConnectionFields::new(move || {
+            let (state, viewer, filter) = (counting.clone(), viewer.clone(), filter.clone());
+            async move { cluster_service::count(&state, &viewer, org, &filter).await }
+        });
+        Ok(connection(items, fields, |c| c.id, Cluster))
+    }
+
+    /// One cluster; null when it does not exist or is not visible to you.
+    async fn cluster(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Cluster>> {
+        let id = id_of(&id, NodeKind::Cluster, "id")?;
+        Ok(cluster_service::find(&state(ctx).db, viewer(ctx), id)
+            .await?
+            .map(Cluster))
+    }
+
+    /// The servers of an organization, filtered, oldest first.
+    #[allow(clippy::too_many_arguments)]
+    #[graphql(complexity = "(first.or(last).unwrap_or(20).max(0) as usize) * child_complexity + 1")]
+    async fn servers(
+        &self,
+        ctx: &Context<'_>,
+        organization_id: Option<ID>,
+        filter: Option<ServerFilterInput>,
+        after: Option<String>,
+        before: Option<String>,
+        first: Option<i32>,
+        last: Option<i32>,
+    ) -> Result<IdConnection<Server>> {
+        let (state, viewer) = (state(ctx), viewer(ctx).clone());
+        let org = viewer.pick_org(
+            opt_id(&organization_id, NodeKind::Organization, "organizationId")?,
+            "organizationId",
+        )?;
+        let page = PageArgs {
+            after,
+            before,
+            first,
+            last,
+        }
+        .parse(state.config.graphql.max_page_size)?;
+        let f = filter.unwrap_or_default();
+        let filter = ServerFilter {
+            cluster_id: opt_id(&f.cluster_id, NodeKind::Cluster, "filter.clusterId")?,
+            node_pool_id: opt_id(&f.node_pool_id, NodeKind::NodePool, "filter.nodePoolId")?,
+            roles: f.role,
+            statuses: f.status,
+        };
+        let items = server_service::list(state, &viewer, org, &filter, &page).await?;
+        let counting = state.clone();
+        let fields = ConnectionFields::new(move || {
+            let (state, viewer, filter) = (counting.clone(), viewer.clone(), filter.clone());
+            async move { server_service::count(&state, &viewer, org, &filter).await }
+        });
+        Ok(connection(items, fields, |s| s.id, Server))
+    }
+}
+
+/// Input of `createCluster`.
+#[derive(InputObject)]
+pub struct CreateClusterInput {
+    pub organization_id: Option<ID>,
+    /// 1 to 63 of a-z, 0-9 and '-'.
+    pub name: String,
+    /// Such as v1.31.4+k3s1; a current default when omitted.
+    #[graphql(name = "k3sVersion")]
+    pub k3s_version: Option<String>,
+    pub region: Option<String>,
+    #[graphql(default)]
+    pub metadata: Vec<KeyValueInput>,
+}
+
+/// Input of `updateCluster`: omitted fields stay; `metadata` replaces the whole set.
+#[derive(InputObject)]
+pub struct UpdateClusterInput {
+    pub id: ID,
+    pub name: Option<String>,
+    #[graphql(name = "k3sVersion")]
+    pub k3s_version: Option<String>,
+    pub region: MaybeUndefined<String>,
+    pub metadata: Option<Vec<KeyValueInput>>,
+}
+
+/// Input naming one object.
+#[derive(InputObject)]
+pub struct IdInput {
+    pub id: ID,
+}
+
+/// Input of `setClusterKubeconfig`.
+#[derive(InputObject)]
+pub struct SetKubeconfigInput {
+    pub id: ID,
+    pub kubeconfig: String,
+}
+
+/// A payload holding a cluster.
+#[derive(SimpleObject)]
+pub struct ClusterPayload {
+    pub cluster: Cluster,
+}
+
+/// Input of `createNodePool`.
+#[derive(InputObject)]
+pub struct CreateNodePoolInput {
+    pub cluster_id: ID,
+    pub name: String,
+    pub role: NodePoolRole,
+    #[graphql(default)]
+    pub desired_size: i32,
+    #[graphql(default)]
+    pub labels: Vec<KeyValueInput>,
+    #[graphql(default)]
+    pub annotations: Vec<KeyValueInput>,
+    #[graphql(default)]
+    pub taints: Vec<TaintInput>,
+}
+
+/// Input of `updateNodePool`: each given set replaces the old one whole.
+#[derive(InputObject)]
+pub struct UpdateNodePoolInput {
+    pub id: ID,
+    pub desired_size: Option<i32>,
+    pub labels: Option<Vec<KeyValueInput>>,
+    pub annotations: Option<Vec<KeyValueInput>>,
+    pub taints: Option<Vec<TaintInput>>,
+}
+
+/// A payload holding a node pool.
+#[derive(SimpleObject)]
+pub struct NodePoolPayload {
+    pub node_pool: NodePool,
+}
+
+/// Input of `registerServer` (and `updateServer`, where everything but `id` is optional).
+#[derive(InputObject)]
+pub struct ServerInput {
+    /// `updateServer` only.
+    pub id: Option<ID>,
+    /// `registerServer` only; default: the active organization.
+    pub organization_id: Option<ID>,
+    pub hostname: Option<String>,
+    pub public_ip: MaybeUndefined<String>,
+    pub private_ip: MaybeUndefined<String>,
+    pub role: Option<ServerRole>,
+    pub cluster_id: MaybeUndefined<ID>,
+    pub node_pool_id: MaybeUndefined<ID>,
+    pub ssh_user: Option<String>,
+    pub ssh_port: Option<i32>,
+    pub ssh_key_id: MaybeUndefined<ID>,
+}
+
+/// A payload holding a server.
+#[derive(SimpleObject)]
+pub struct ServerPayload {
+    pub server: Server,
+}
+
+fn maybe<T, U>(v: MaybeUndefined<T>, f: impl FnOnce(T) -> Result<U>) -> Result<Option<Option<U>>> {
+    Ok(match v {
+        MaybeUndefined::Undefined => None,
+        MaybeUndefined::Null => Some(None),
+        MaybeUndefined::Value(v) => Some(Some(f(v)?)),
+    })
+}
+
+fn server_fields(input: ServerInput) -> Result<ServerFields> {
+    let ssh_user = input.ssh_user.map(|u| {
+        let u = u.trim().to_owned();
+        let ok = !u.is_empty()
+            && u.len() <= 32
+            && u.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
+        if ok {
+            Ok(u)
+        } else {
+            Err(Error::bad_input("input.sshUser", "not a valid user name"))
+        }
+    });
+    let ssh_port = input.ssh_port.map(|p| {
+        if (1..=65535).contains(&p) {
+            Ok(p)
+        } else {
+            Err(Error::bad_input("input.sshPort", "port must be 1 to 65535"))
+        }
+    });
+    Ok(ServerFields {
+        hostname: input
+            .hostname
+            .map(|h| validate::hostname(&h, "input.hostname"))
+            .transpose()?,
+        public_ip: maybe(input.public_ip, |v| validate::ip(&v, "input.publicIp"))?,
+        private_ip: maybe(input.private_ip, |v| validate::ip(&v, "input.privateIp"))?,
+        role: input.role,
+        cluster_id: maybe(input.cluster_id, |v| {
+            id_of(&v, NodeKind::Cluster, "input.clusterId")
+        })?,
+        node_pool_id: maybe(input.node_pool_id, |v| {
+            id_of(&v, NodeKind::NodePool, "input.nodePoolId")
+        })?,
+        ssh_user: ssh_user.transpose()?,
+        ssh_port: ssh_port.transpose()?,
+        ssh_key_id: maybe(input.ssh_key_id, |v| {
+            id_of(&v, NodeKind::SshKey, "input.sshKeyId")
+        })?,
+    })
+}
+
+#[derive(Default)]
+pub struct FleetMutation;
+
+#[Object]
+impl FleetMutation {
+    /// Creates a cluster (members and above); it starts PENDING.
+    async fn create_cluster(
+        &self,
+        ctx: &Context<'_>,
+        input: CreateClusterInput,
+    ) -> Result<ClusterPayload> {
+        let viewer = viewer(ctx);
+        let org = viewer.pick_org(
+            opt_id(
+                &input.organization_id,
+                NodeKind::Organization,
+                "input.organizationId",
+            )?,
+            "input.organizationId",
+        )?;
+        let new = NewCluster {
+            name: validate::resource_name(&input.name, "input.name")?,
+            k3s_version: input
+                .k3s_version
+                .map(|v| validate::k3s_version(&v, "input.k3sVersion"))
+                .transpose()?,
+            region: input
+                .region
+                .map(|r| r.trim().to_owned())
+                .filter(|r| !r.is_empty()),
+            metadata: metadata(input.metadata)?,
+        };
+        let cluster = cluster_service::create(state(ctx), viewer, org, new).await?;
+        Ok(ClusterPayload {
+            cluster: Cluster(cluster),
+        })
+    }
+
+    /// Changes a cluster (members and above).
+    async fn update_cluster(
+        &self,
+        ctx: &Context<'_>,
+        input: UpdateClusterInput,
+    ) -> Result<ClusterPayload> {
+        let id = id_of(&input.id, NodeKind::Cluster, "input.id")?;
+        let change = ClusterChange {
+            name: input
+                .name
+                .map(|n| validate::resource_name(&n, "input.name"))
+                .transpose()?,
+            k3s_version: input
+                .k3s_version
+                .map(|v| validate::k3s_version(&v, "input.k3sVersion"))
+                .transpose()?,
+            region: maybe(input.region, |r| Ok(r.trim().to_owned()))?,
+            metadata: input.metadata.map(metadata).transpose()?,
+        };
+        let cluster = cluster_service::update(state(ctx), viewer(ctx), id, change).await?;
+        Ok(ClusterPayload {
+            cluster: Cluster(cluster),
+        })
+    }
+
+    /// Deletes a cluster record and what it owns (admins; refused while a run is active).
+    async fn delete_cluster(&self, ctx: &Context<'_>, input: IdInput) -> Result<ClusterPayload> {
+        let id = id_of(&input.id, NodeKind::Cluster, "input.id")?;
+        let cluster = cluster_service::delete(state(ctx), viewer(ctx), id).await?;
+        Ok(ClusterPayload {
+            cluster: Cluster(cluster),
+        })
+    }
+
+    /// Stores a cluster's kubeconfig, sealed (admins).
+    async fn set_cluster_kubeconfig(
+        &self,
+        ctx: &Context<'_>,
+        input: SetKubeconfigInput,
+    ) -> Result<ClusterPayload> {
+        let id = id_of(&input.id, NodeKind::Cluster, "input.id")?;
+        if input.kubeconfig.trim().is_empty() {
+            return Err(Error::bad_input(
+                "input.kubeconfig",
+                "kubeconfig must not be empty",
+            ));
+        }
+        let cluster = cluster_service::set_kubeconfig(
+            state(ctx),
+            viewer(ctx),
+            id,
+            SecretString::from(input.kubeconfig),
+        )
+        .await?;
+        Ok(ClusterPayload {
+            cluster: Cluster(cluster),
+        })
+    }
+
+    /// Adds a node pool to a cluster (members and above).
+    async fn create_node_pool(
+        &self,
+        ctx: &Context<'_>,
+        input: CreateNodePoolInput,
+    ) -> Result<NodePoolPayload> {
+        let cluster = id_of(&input.cluster_id, NodeKind::Cluster, "input.clusterId")?;
+        let new = NewPool {
+            name: validate::resource_name(&input.name, "input.name")?,
+            role: input.role,
+            desired_size: pool_service::desired_size(input.desired_size, "input.desiredSize")?,
+            sets: pool_sets(
+                Some(input.labels),
+                Some(input.annotations),
+                Some(input.taints),
+            )?,
+        };
+        let pool = pool_service::create(state(ctx), viewer(ctx), cluster, new).await?;
+        Ok(NodePoolPayload {
+            node_pool: NodePool(pool),
+        })
+    }
+
+    /// Changes a node pool's size and sets (members and above).
+    async fn update_node_pool(
+        &self,
+        ctx: &Context<'_>,
+        input: UpdateNodePoolInput,
+    ) -> Result<NodePoolPayload> {
+        let id = id_of(&input.id, NodeKind::NodePool, "input.id")?;
+        let size = input
+            .desired_size
+            .map(|n| pool_service::desired_size(n, "input.desiredSize"))
+            .transpose()?;
+        let sets = pool_sets(input.labels, input.annotations, input.taints)?;
+        let pool = pool_service::update(state(ctx), viewer(ctx), id, size, sets).await?;
+        Ok(NodePoolPayload {
+            node_pool: NodePool(pool),
+        })
+    }
+
+    /// Deletes a node pool (admins); its servers stay, unassigned.
+    async fn delete_node_pool(&self, ctx: &Context<'_>, input: IdInput) -> Result<NodePoolPayload> {
+        let id = id_of(&input.id, NodeKind::NodePool, "input.id")?;
+        let pool = pool_service::delete(state(ctx), viewer(ctx), id).await?;
+        Ok(NodePoolPayload {
+            node_pool: NodePool(pool),
+        })
+    }
+
+    /// Registers a server (members and above). `hostname` and `role` are required.
+    async fn register_server(
+        &self,
+        ctx: &Context<'_>,
+        input: ServerInput,
+    ) -> Result<ServerPayload> {
+        let viewer = viewer(ctx);
+        let org = viewer.pick_org(
+            opt_id(
+                &input.organization_id,
+                NodeKind::Organization,
+                "input.organizationId",
+            )?,
+            "input.organizationId",
+        )?;
+        if input.hostname.is_none() {
+            return Err(Error::bad_input("input.hostname", "hostname is required"));
+        }
+        if input.role.is_none() {
+            return Err(Error::bad_input("input.role", "role is required"));
+        }
+        let server =
+            server_service::register(state(ctx), viewer, org, server_fields(input)?).await?;
+        Ok(ServerPayload {
+            server: Server(server),
+        })
+    }
+
+    /// Changes a server (members and above).
+    async fn update_server(&self, ctx: &Context<'_>, input: ServerInput) -> Result<ServerPayload> {
+        let raw = input
+            .id
+            .clone()
+            .ok_or_else(|| Error::bad_input("input.id", "id is required"))?;
+        let id = id_of(&raw, NodeKind::Server, "input.id")?;
+        let server =
+            server_service::update(state(ctx), viewer(ctx), id, server_fields(input)?).await?;
+        Ok(ServerPayload {
+            server: Server(server),
+        })
+    }
+
+    /// Removes a server record (admins).
+    async fn remove_server(&self, ctx: &Context<'_>, input: IdInput) -> Result<ServerPayload> {
+        let id = id_of(&input.id, NodeKind::Server, "input.id")?;
+        let server = server_service::remove(state(ctx), viewer(ctx), id).await?;
+        Ok(ServerPayload {
+            server: Server(server),
+        })
+    }
+
+    /// Forgets a server's pinned SSH host key (admins; audited).
+    async fn reset_server_host_key(
+        &self,
+        ctx: &Context<'_>,
+        input: IdInput,
+    ) -> Result<ServerPayload> {
+        let id = id_of(&input.id, NodeKind::Server, "input.id")?;
+        let server = server_service::reset_host_key(state(ctx), viewer(ctx), id).await?;
+        Ok(ServerPayload {
+            server: Server(server),
+        })
+    }
+}
+
+fn metadata(items: Vec<KeyValueInput>) -> Result<Vec<(String, String)>> {
+    items
+        .into_iter()
+        .enumerate()
+        .map(|(i, kv)| {
+            let key = kv.key.trim().to_owned();
+            if key.is_empty() || key.len() > 253 {
+                return Err(Error::bad_input(
+                    format!("input.metadata.{i}.key"),
+                    "keys must be 1 to 253 characters",
+                ));
+            }
+            Ok((key, kv.value))
+        })
+        .collect()
+}

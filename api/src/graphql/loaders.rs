@@ -1,0 +1,154 @@
+//! DataLoaders for nested fleet lists: a page of clusters with their pools, the pools'
+//! servers and labels costs one statement per kind of child, whatever the page size.
+//!
+//! A loader is made per request (its cache must not outlive the viewer's rights). Children
+//! are loaded by their parent's id only: the parent was already authorized, and children
+//! always belong to their parent's organization.
+
+use std::{collections::HashMap, hash::Hash, sync::Arc};
+
+use async_graphql::dataloader::{DataLoader, Loader};
+use entity::{
+    cluster_metadata, node_pool_annotations, node_pool_labels, node_pool_taints, node_pools,
+    servers,
+};
+use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder};
+use uuid::Uuid;
+
+/// Loads the children of fleet objects in batches.
+pub struct FleetLoader {
+    db: DatabaseConnection,
+}
+
+/// The per-request loader.
+pub type Loaders = DataLoader<FleetLoader>;
+
+/// A loader for one request.
+pub fn loaders(db: DatabaseConnection) -> Loaders {
+    DataLoader::new(FleetLoader { db }, tokio::spawn)
+}
+
+/// Errors are shared between the fields that waited on one batch.
+pub type LoadError = Arc<sea_orm::DbErr>;
+
+fn group<K: Hash + Eq + Copy, M>(
+    keys: &[K],
+    rows: Vec<M>,
+    key_of: impl Fn(&M) -> K,
+) -> HashMap<K, Vec<M>> {
+    let mut map: HashMap<K, Vec<M>> = keys.iter().map(|k| (*k, Vec::new())).collect();
+    for row in rows {
+        map.entry(key_of(&row)).or_default().push(row);
+    }
+    map
+}
+
+macro_rules! children {
+    ($key:ident, $entity:ident, $column:ident, $parent:ident, $doc:literal) => {
+        #[doc = $doc]
+        #[derive(Clone, Copy, PartialEq, Eq, Hash)]
+        pub struct $key(pub Uuid);
+
+        impl Loader<$key> for FleetLoader {
+            type Value = Vec<$entity::Model>;
+            type Error = LoadError;
+
+            async fn load(&self, keys: &[$key]) -> Result<HashMap<$key, Self::Value>, Self::Error> {
+                let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
+                let rows = $entity::Entity::find()
+                    .filter($entity::Column::$column.is_in(ids))
+                    .order_by_asc($entity::Column::Id)
+                    .all(&self.db)
+                    .await
+                    .map_err(Arc::new)?;
+                Ok(group(keys, rows, |r| $key(r.$parent)))
+            }
+        }
+    };
+}
+
+children!(
+    PoolsOfCluster,
+    node_pools,
+    ClusterId,
+    cluster_id,
+    "The node pools of a cluster."
+);
+children!(
+    MetadataOfCluster,
+    cluster_metadata,
+    ClusterId,
+    cluster_id,
+    "The metadata of a cluster."
+);
+children!(
+    LabelsOfPool,
+    node_pool_labels,
+    NodePoolId,
+    node_pool_id,
+    "The labels of a node pool."
+);
+children!(
+    AnnotationsOfPool,
+    node_pool_annotations,
+    NodePoolId,
+    node_pool_id,
+    "The annotations of a node pool."
+);
+children!(
+    TaintsOfPool,
+    node_pool_taints,
+    NodePoolId,
+    node_pool_id,
+    "The taints of a node pool."
+);
+
+/// The servers of a cluster.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ServersOfCluster(pub Uuid);
+
+impl Loader<ServersOfCluster> for FleetLoader {
+    type Value = Vec<servers::Model>;
+    type Error = LoadError;
+
+    async fn load(
+        &self,
+        keys: &[ServersOfCluster],
+    ) -> Result<HashMap<ServersOfCluster, Self::Value>, Self::Error> {
+        let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
+        let rows = servers::Entity::find()
+            .filter(servers::Column::ClusterId.is_in(ids))
+            .order_by_asc(servers::Column::Id)
+            .all(&self.db)
+            .await
+            .map_err(Arc::new)?;
+        Ok(group(keys, rows, |r| {
+            ServersOfCluster(r.cluster_id.unwrap_or_default())
+        }))
+    }
+}
+
+/// The servers of a node pool.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ServersOfPool(pub Uuid);
+
+impl Loader<ServersOfPool> for FleetLoader {
+    type Value = Vec<servers::Model>;
+    type Error = LoadError;
+
+    async fn load(
+        &self,
+        keys: &[ServersOfPool],
+    ) -> Result<HashMap<ServersOfPool, Self::Value>, Self::Error> {
+        let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
+        let rows = servers::Entity::find()
+            .filter(servers::Column::NodePoolId.is_in(ids))
+            .order_by_asc(servers::Column::Id)
+            .all(&self.db)
+            .await
+            .map_err(Arc::new)?;
+        Ok(group(keys, rows, |r| {
+            ServersOfPool(r.node_pool_id.unwrap_or_default())
+        }))
+    }
+}
