@@ -8,8 +8,10 @@
 mod api_keys;
 mod audit;
 mod credentials;
+mod dns;
 pub mod errors;
 mod fleet;
+mod load_balancers;
 pub mod loaders;
 mod members;
 mod node;
@@ -36,6 +38,8 @@ pub struct QueryRoot(
     fleet::FleetQuery,
     ssh_keys::SshKeyQuery,
     credentials::CredentialQuery,
+    dns::DnsQuery,
+    load_balancers::LoadBalancerQuery,
 );
 
 /// All mutations.
@@ -50,6 +54,8 @@ pub struct MutationRoot(
     fleet::FleetMutation,
     ssh_keys::SshKeyMutation,
     credentials::CredentialMutation,
+    dns::DnsMutation,
+    load_balancers::LoadBalancerMutation,
 );
 
 /// All subscriptions.

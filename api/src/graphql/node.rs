@@ -8,7 +8,9 @@ use super::{
     api_keys::{ApiKey, OrganizationKey},
     audit::AuditEntry,
     credentials::Credential,
+    dns::{DnsRecord, Domain},
     fleet::{Cluster, NodePool, Server},
+    load_balancers::LoadBalancer,
     organizations::Organization,
     relay::{GlobalId, NodeKind},
     ssh_keys::SshKey,
@@ -19,6 +21,7 @@ use crate::{
     Result,
     services::{clusters as fleet_clusters, node_pools as fleet_pools, servers as fleet_servers},
     services::{credentials as creds, ssh_keys as keys},
+    services::{dns as dns_domains, dns::records as dns_records, load_balancers as lbs},
     services::{organizations as orgs, users},
     viewer::viewer,
 };
@@ -38,6 +41,9 @@ pub enum Node {
     Server(Server),
     SshKey(SshKey),
     Credential(Credential),
+    Domain(Domain),
+    DnsRecord(DnsRecord),
+    LoadBalancer(LoadBalancer),
 }
 
 #[derive(Default)]
@@ -101,6 +107,15 @@ impl NodeQuery {
             NodeKind::Server => fleet_servers::find(db, viewer, global.id)
                 .await?
                 .map(|s| Node::Server(Server(s))),
+            NodeKind::Domain => dns_domains::find(db, viewer, global.id)
+                .await?
+                .map(|d| Node::Domain(Domain(d))),
+            NodeKind::DnsRecord => dns_records::find(db, viewer, global.id)
+                .await?
+                .map(|r| Node::DnsRecord(DnsRecord(r))),
+            NodeKind::LoadBalancer => lbs::find(db, viewer, global.id)
+                .await?
+                .map(|l| Node::LoadBalancer(LoadBalancer(l))),
         })
     }
 }

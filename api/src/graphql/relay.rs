@@ -30,6 +30,9 @@ pub enum NodeKind {
     Server,
     SshKey,
     Credential,
+    Domain,
+    DnsRecord,
+    LoadBalancer,
 }
 
 impl NodeKind {
@@ -45,6 +48,9 @@ impl NodeKind {
         NodeKind::Server,
         NodeKind::SshKey,
         NodeKind::Credential,
+        NodeKind::Domain,
+        NodeKind::DnsRecord,
+        NodeKind::LoadBalancer,
     ];
 
     /// The GraphQL type name.
@@ -61,6 +67,9 @@ impl NodeKind {
             NodeKind::Server => "Server",
             NodeKind::SshKey => "SshKey",
             NodeKind::Credential => "Credential",
+            NodeKind::Domain => "Domain",
+            NodeKind::DnsRecord => "DnsRecord",
+            NodeKind::LoadBalancer => "LoadBalancer",
         }
     }
 }

@@ -212,6 +212,28 @@ async fn organization_b(app: &TestApp, bob: &str) -> (String, Vec<String>, Vec<S
             .unwrap()
             .to_owned(),
     ]);
+    let dns = app
+        .gql_ok_as(bob, "mutation($o: ID!, $c: ID!) { createDomain(input: {organizationId: $o, zoneName: \"beta.example\"}) { domain { id } }
+            createLoadBalancer(input: {organizationId: $o, clusterId: $c, name: \"beta-lb\", kind: PUBLIC, purpose: APPS}) { loadBalancer { id } } }", json!({ "o": b, "c": ids[5] }))
+        .await;
+    let domain = dns["createDomain"]["domain"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let record = app
+        .gql_ok_as(bob, "mutation($d: ID!) { createDnsRecord(input: {domainId: $d, name: \"www\", type: A, values: [\"192.0.2.1\"]}) { dnsRecord { id } } }", json!({ "d": domain }))
+        .await;
+    ids.extend([
+        domain,
+        record["createDnsRecord"]["dnsRecord"]["id"]
+            .as_str()
+            .unwrap()
+            .to_owned(),
+        dns["createLoadBalancer"]["loadBalancer"]["id"]
+            .as_str()
+            .unwrap()
+            .to_owned(),
+    ]);
     ids.extend(
         view["organization"]["auditLog"]["edges"]
             .as_array()

@@ -370,3 +370,72 @@ async fn upkeep_sweeps_expired_credentials_and_rotates_old_keys() {
     let old_kid = jsonwebtoken::decode_header(&app.token).unwrap().kid;
     assert_ne!(jsonwebtoken::decode_header(&fresh).unwrap().kid, old_kid);
 }
+
+const SIGN_UP: &str = "mutation { signUp(input: {username: \"newbie\", email: \"New@Example.com\", password: \"a long enough password\"}) { user { username email isAdmin } } }";
+
+#[tokio::test]
+async fn sign_up_is_closed_unless_configured() {
+    let closed = spawn_app().await;
+    assert_eq!(
+        error_code(&closed.gql_as(None, SIGN_UP, json!({})).await),
+        "FORBIDDEN"
+    );
+
+    let open = spawn_app_with(|c| c.auth.signup_enabled = true).await;
+    let data = open.gql_as(None, SIGN_UP, json!({})).await;
+    assert_eq!(
+        data["data"]["signUp"]["user"]["email"], "new@example.com",
+        "{data}"
+    );
+    assert_eq!(data["data"]["signUp"]["user"]["isAdmin"], false);
+    let again = open.gql_as(None, SIGN_UP, json!({})).await;
+    assert_eq!(error_code(&again), "CONFLICT");
+    open.login("newbie", "a long enough password").await;
+}
+
+#[tokio::test]
+async fn profiles_and_passwords_change() {
+    let app = spawn_app().await;
+    let token = app.user("erin").await;
+    let data = app
+        .gql_ok_as(
+            &token,
+            "mutation { updateProfile(input: {displayName: \" Erin E. \", avatarUrl: \"https://img.example/e.png\"}) { user { displayName avatarUrl } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(data["updateProfile"]["user"]["displayName"], "Erin E.");
+    let bad = app.gql_as(Some(&token), "mutation { updateProfile(input: {avatarUrl: \"javascript:alert(1)\"}) { user { id } } }", json!({})).await;
+    assert_eq!(bad["errors"][0]["extensions"]["field"], "input.avatarUrl");
+
+    let change = "mutation($c: String!, $n: String!) { changePassword(input: {currentPassword: $c, newPassword: $n}) { user { username } } }";
+    let wrong = app
+        .gql_as(
+            Some(&token),
+            change,
+            json!({ "c": "not my password", "n": "another long password" }),
+        )
+        .await;
+    assert_eq!(
+        wrong["errors"][0]["extensions"]["field"],
+        "input.currentPassword"
+    );
+    let short = app
+        .gql_as(Some(&token), change, json!({ "c": PASSWORD, "n": "short" }))
+        .await;
+    assert_eq!(
+        short["errors"][0]["extensions"]["field"],
+        "input.newPassword"
+    );
+    app.gql_ok_as(
+        &token,
+        change,
+        json!({ "c": PASSWORD, "n": "another long password" }),
+    )
+    .await;
+    let old = app
+        .gql_as(None, LOGIN, json!({ "u": "erin", "p": PASSWORD }))
+        .await;
+    assert_eq!(error_code(&old), "UNAUTHENTICATED");
+    app.login("erin", "another long password").await;
+}

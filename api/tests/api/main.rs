@@ -7,6 +7,7 @@
 mod cli;
 mod credentials;
 mod cross_org;
+mod dns;
 mod fleet;
 mod health;
 mod helpers;
