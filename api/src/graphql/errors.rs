@@ -1,99 +1,78 @@
 //! The one place where errors become `extensions.code` on the wire.
 //!
 //! Resolvers return [`crate::Error`]; async-graphql keeps it as the `source` of the
-//! `ServerError`. This extension reads it back and sets `code` (and `field`). Errors raised
+//! `ServerError`. [`Served`] reads it back and sets `code` (and `field`). Errors raised
 //! by async-graphql itself carry no source: parse and validation failures are coded in their
 //! hooks (`GRAPHQL_PARSE_FAILED`, `GRAPHQL_VALIDATION_FAILED`); other errors without a path
 //! concern the request (`BAD_USER_INPUT`), those with one are `INTERNAL_SERVER_ERROR`. Internal errors are logged here, with their whole chain.
 
-use std::sync::Arc;
+use std::{future::Future, sync::Arc};
 
 use async_graphql::{
-    Response, ServerError, ServerResult, ValidationResult, Value, Variables,
-    extensions::{
-        Extension, ExtensionContext, ExtensionFactory, NextParseQuery, NextRequest, NextSubscribe,
-        NextValidation,
-    },
-    futures_util::stream::BoxStream,
-    parser::types::ExecutableDocument,
+    Data, Executor, Request, Response, ServerError, Value,
+    futures_util::stream::{self, BoxStream},
+    parser::{parse_query, types::SelectionSet},
 };
 use futures_util::StreamExt;
 
-use crate::Error;
+use crate::{Error, graphql::AppSchema};
 
-/// Extension factory registered on the schema.
-pub struct ErrorCodes;
+/// The schema as served over HTTP and WebSocket: the alias limit is checked and error codes
+/// are set around every execution.
+///
+/// This is a wrapper rather than an async-graphql extension on purpose: with any extension
+/// registered, async-graphql resolves every field through the extension chain (a registry
+/// lookup and boxed futures per field), which costs a large nested response dearly.
+#[derive(Clone)]
+pub struct Served {
+    schema: AppSchema,
+    max_aliases: usize,
+}
 
-impl ExtensionFactory for ErrorCodes {
-    fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(ErrorCodesExtension)
+impl Served {
+    /// Serves `schema` with at most `max_aliases` aliases per document.
+    pub fn new(schema: AppSchema, max_aliases: usize) -> Self {
+        Served {
+            schema,
+            max_aliases,
+        }
+    }
+
+    /// Refuses documents that do not parse or use too many aliases, before execution:
+    /// aliases let one small document ask for the same expensive field many times.
+    fn refusal(&self, query: &str) -> Option<Response> {
+        let doc = match parse_query(query) {
+            Ok(doc) => doc,
+            Err(e) => return Some(refusal(e.to_string(), "GRAPHQL_PARSE_FAILED")),
+        };
+        let mut seen = 0;
+        for (_, op) in doc.operations.iter() {
+            count_aliases(&op.node.selection_set.node, &mut seen);
+        }
+        for fragment in doc.fragments.values() {
+            count_aliases(&fragment.node.selection_set.node, &mut seen);
+        }
+        if seen > self.max_aliases {
+            let message = format!(
+                "the query uses {seen} aliases; at most {} are allowed",
+                self.max_aliases
+            );
+            return Some(refusal(message, "TOO_MANY_ALIASES"));
+        }
+        None
     }
 }
 
-struct ErrorCodesExtension;
-
-#[async_graphql::async_trait::async_trait]
-impl Extension for ErrorCodesExtension {
-    async fn request(&self, ctx: &ExtensionContext<'_>, next: NextRequest<'_>) -> Response {
-        with_codes(next.run(ctx).await)
-    }
-
-    fn subscribe<'s>(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        stream: BoxStream<'s, Response>,
-        next: NextSubscribe<'_>,
-    ) -> BoxStream<'s, Response> {
-        next.run(ctx, stream).map(with_codes).boxed()
-    }
-
-    async fn parse_query(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        query: &str,
-        variables: &Variables,
-        next: NextParseQuery<'_>,
-    ) -> ServerResult<ExecutableDocument> {
-        next.run(ctx, query, variables)
-            .await
-            .map_err(|e| coded(e, "GRAPHQL_PARSE_FAILED"))
-    }
-
-    async fn validation(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        next: NextValidation<'_>,
-    ) -> Result<ValidationResult, Vec<ServerError>> {
-        next.run(ctx).await.map_err(|errors| {
-            errors
-                .into_iter()
-                .map(|e| {
-                    // The limits get codes of their own, so clients can tell them apart.
-                    let code = match e.message.as_str() {
-                        "Query is nested too deep." => "QUERY_TOO_DEEP",
-                        "Query is too complex." => "QUERY_TOO_COMPLEX",
-                        _ => "GRAPHQL_VALIDATION_FAILED",
-                    };
-                    coded(e, code)
-                })
-                .collect()
-        })
-    }
+fn refusal(message: String, code: &str) -> Response {
+    let mut error = ServerError::new(message, None);
+    error
+        .extensions
+        .get_or_insert_with(Default::default)
+        .set("code", Value::from(code));
+    Response::from_errors(vec![error])
 }
 
-/// Refuses documents with more aliases than the limit, before validation and execution:
-/// aliases let one small document ask for the same expensive field many times.
-pub struct AliasLimit(pub usize);
-
-impl ExtensionFactory for AliasLimit {
-    fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(AliasLimitExtension(self.0))
-    }
-}
-
-struct AliasLimitExtension(usize);
-
-fn count_aliases(set: &async_graphql::parser::types::SelectionSet, seen: &mut usize) {
+fn count_aliases(set: &SelectionSet, seen: &mut usize) {
     use async_graphql::parser::types::Selection;
     for item in &set.items {
         match &item.node {
@@ -107,41 +86,31 @@ fn count_aliases(set: &async_graphql::parser::types::SelectionSet, seen: &mut us
     }
 }
 
-#[async_graphql::async_trait::async_trait]
-impl Extension for AliasLimitExtension {
-    async fn parse_query(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        query: &str,
-        variables: &Variables,
-        next: NextParseQuery<'_>,
-    ) -> ServerResult<ExecutableDocument> {
-        let doc = next.run(ctx, query, variables).await?;
-        let mut seen = 0;
-        for (_, op) in doc.operations.iter() {
-            count_aliases(&op.node.selection_set.node, &mut seen);
+impl Executor for Served {
+    fn execute(&self, request: Request) -> impl Future<Output = Response> + Send {
+        let refused = self.refusal(&request.query);
+        let schema = self.schema.clone();
+        async move {
+            match refused {
+                None => with_codes(schema.execute(request).await),
+                Some(refused) => refused,
+            }
         }
-        for fragment in doc.fragments.values() {
-            count_aliases(&fragment.node.selection_set.node, &mut seen);
-        }
-        if seen > self.0 {
-            let message = format!(
-                "the query uses {seen} aliases; at most {} are allowed",
-                self.0
-            );
-            return Err(coded(ServerError::new(message, None), "TOO_MANY_ALIASES"));
-        }
-        Ok(doc)
     }
-}
 
-/// Sets `code` unless an inner hook already chose a more precise one.
-fn coded(mut error: ServerError, code: &str) -> ServerError {
-    let extensions = error.extensions.get_or_insert_with(Default::default);
-    if extensions.get("code").is_none() {
-        extensions.set("code", Value::from(code));
+    fn execute_stream(
+        &self,
+        request: Request,
+        session_data: Option<Arc<Data>>,
+    ) -> BoxStream<'static, Response> {
+        if let Some(refused) = self.refusal(&request.query) {
+            return stream::once(async move { refused }).boxed();
+        }
+        self.schema
+            .execute_stream_with_session_data(request, session_data.unwrap_or_default())
+            .map(with_codes)
+            .boxed()
     }
-    error
 }
 
 fn with_codes(mut response: Response) -> Response {
@@ -170,8 +139,12 @@ fn set_code(error: &mut ServerError) {
             tracing::error!(message = %error.message, path = ?error.path, "resolver failed");
             ("INTERNAL_SERVER_ERROR", None)
         }
-        // Before execution: a variable of the wrong type, an operation name that is missing.
-        None => ("BAD_USER_INPUT", None),
+        // Before execution: validation. The limits get codes of their own.
+        None => match error.message.as_str() {
+            "Query is nested too deep." => ("QUERY_TOO_DEEP", None),
+            "Query is too complex." => ("QUERY_TOO_COMPLEX", None),
+            _ => ("GRAPHQL_VALIDATION_FAILED", None),
+        },
     };
     let extensions = error.extensions.get_or_insert_with(Default::default);
     extensions.set("code", Value::from(code));

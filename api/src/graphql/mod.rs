@@ -69,7 +69,6 @@ fn builder() -> SchemaBuilder<QueryRoot, MutationRoot, SubscriptionRoot> {
         MutationRoot::default(),
         SubscriptionRoot::default(),
     )
-    .extension(errors::ErrorCodes)
 }
 
 /// The schema with the process state attached and the configured limits, ready to execute.
@@ -77,12 +76,17 @@ pub fn build_schema(state: AppState) -> AppSchema {
     let limits = state.config.graphql.clone();
     let mut schema = builder()
         .limit_depth(limits.max_depth)
-        .limit_complexity(limits.max_complexity)
-        .extension(errors::AliasLimit(limits.max_aliases));
+        .limit_complexity(limits.max_complexity);
     if !limits.introspection {
         schema = schema.disable_introspection();
     }
     schema.data(state).finish()
+}
+
+/// The schema as served: [`build_schema`] inside [`errors::Served`].
+pub fn served(state: AppState) -> errors::Served {
+    let max_aliases = state.config.graphql.max_aliases;
+    errors::Served::new(build_schema(state), max_aliases)
 }
 
 /// The schema in SDL, as checked in at `schema.graphql`.

@@ -2,7 +2,7 @@
 //! upgrade, graphql-transport-ws or the older graphql-ws), and the GraphiQL page.
 
 use async_graphql::{
-    Data,
+    Data, Executor,
     http::{ALL_WEBSOCKET_PROTOCOLS, GraphiQLSource},
     parser::{parse_query, types::OperationType},
 };

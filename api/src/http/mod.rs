@@ -16,7 +16,7 @@ use tower_http::{
     trace::TraceLayer,
 };
 
-use crate::{graphql::build_schema, state::AppState};
+use crate::{graphql::served, state::AppState};
 
 /// Largest request body accepted (GraphQL documents and variables).
 const BODY_LIMIT: usize = 2 * 1024 * 1024;
@@ -24,14 +24,14 @@ const BODY_LIMIT: usize = 2 * 1024 * 1024;
 /// State of the HTTP handlers: the schema (which holds the [`AppState`]) and the state.
 #[derive(Clone)]
 pub struct HttpState {
-    pub schema: crate::graphql::AppSchema,
+    pub schema: crate::graphql::errors::Served,
     pub app: AppState,
 }
 
 /// All routes with request ids, tracing and a body limit.
 pub fn router(app: AppState) -> Router {
     let state = HttpState {
-        schema: build_schema(app.clone()),
+        schema: served(app.clone()),
         app,
     };
     let request_id = HeaderName::from_static("x-request-id");
