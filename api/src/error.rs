@@ -107,3 +107,19 @@ impl<T> OnUniqueViolation<T> for Result<T, DbErr> {
         })
     }
 }
+
+/// Turns a foreign-key violation into the error `in_use` makes, other errors into
+/// `Internal`: for deletes a reference made a moment after the check still refuses.
+pub trait OnForeignKeyViolation<T> {
+    /// Maps a foreign-key violation to `in_use()`.
+    fn on_foreign_key_violation(self, in_use: impl FnOnce() -> Error) -> Result<T>;
+}
+
+impl<T> OnForeignKeyViolation<T> for Result<T, DbErr> {
+    fn on_foreign_key_violation(self, in_use: impl FnOnce() -> Error) -> Result<T> {
+        self.map_err(|e| match e.sql_err() {
+            Some(SqlErr::ForeignKeyConstraintViolation(_)) => in_use(),
+            _ => e.into(),
+        })
+    }
+}

@@ -18,7 +18,7 @@ use entity::{
 };
 use sea_orm::{
     ActiveModelBehavior, ActiveModelTrait, ColumnTrait, EntityTrait, ModelTrait, PaginatorTrait,
-    QueryFilter, Select, Set, SqlErr,
+    QueryFilter, Select, Set,
 };
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -31,7 +31,7 @@ use self::{
 };
 use crate::{
     Error, Result,
-    error::OnUniqueViolation,
+    error::{OnForeignKeyViolation, OnUniqueViolation},
     services::audit::{self, Audit},
     services::pagination::{Page, PageRequest, fetch_page},
     state::AppState,
@@ -271,10 +271,7 @@ pub async fn delete_credential(
     row.clone()
         .delete(&state.db)
         .await
-        .map_err(|e| match e.sql_err() {
-            Some(SqlErr::ForeignKeyConstraintViolation(_)) => in_use(),
-            _ => e.into(),
-        })?;
+        .on_foreign_key_violation(in_use)?;
     let entry = Audit::new("credential.delete")
         .org(row.organization_id)
         .target("credential", row.id)

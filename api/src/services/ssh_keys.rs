@@ -26,6 +26,7 @@ use vault::{SealContext, Zeroizing};
 use self::keypair::{KeyMaterial, KeySpec};
 use crate::{
     Error, Result,
+    error::OnForeignKeyViolation,
     services::audit::{self, Audit},
     services::pagination::{Page, PageRequest, fetch_page},
     state::AppState,
@@ -236,10 +237,7 @@ pub async fn delete_ssh_key(
     row.clone()
         .delete(&state.db)
         .await
-        .map_err(|e| match e.sql_err() {
-            Some(SqlErr::ForeignKeyConstraintViolation(_)) => in_use(),
-            _ => e.into(),
-        })?;
+        .on_foreign_key_violation(in_use)?;
     let entry = Audit::new("ssh_key.delete")
         .org(row.organization_id)
         .target("ssh_key", row.id)
