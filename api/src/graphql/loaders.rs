@@ -23,9 +23,9 @@ pub struct FleetLoader {
 /// The per-request loader.
 pub type Loaders = DataLoader<FleetLoader>;
 
-/// A loader for one request.
-pub fn loaders(db: DatabaseConnection) -> Loaders {
-    DataLoader::new(FleetLoader { db }, tokio::spawn)
+/// A loader for one request, gathering keys for `delay` before each batch.
+pub fn loaders(db: DatabaseConnection, delay: std::time::Duration) -> Loaders {
+    DataLoader::new(FleetLoader { db }, tokio::spawn).delay(delay)
 }
 
 /// Errors are shared between the fields that waited on one batch.

@@ -39,10 +39,10 @@ pub async fn post(State(state): State<HttpState>, req: Request) -> Response {
         Ok(r) => r.into_inner(),
         Err(e) => return e.into_response(),
     };
-    let req = req
-        .data(viewer)
-        .data(client)
-        .data(loaders(state.app.db.clone()));
+    let req = req.data(viewer).data(client).data(loaders(
+        state.app.db.clone(),
+        state.app.config.graphql.batch_delay,
+    ));
     let resp: GraphQLResponse = state.schema.execute(req).await.into();
     resp.into_response()
 }
@@ -102,10 +102,10 @@ pub async fn get(State(state): State<HttpState>, req: Request) -> Response {
         }]});
         return (StatusCode::METHOD_NOT_ALLOWED, axum::Json(body)).into_response();
     }
-    let req = req
-        .data(viewer)
-        .data(client)
-        .data(loaders(state.app.db.clone()));
+    let req = req.data(viewer).data(client).data(loaders(
+        state.app.db.clone(),
+        state.app.config.graphql.batch_delay,
+    ));
     let resp: GraphQLResponse = state.schema.execute(req).await.into();
     resp.into_response()
 }
@@ -149,7 +149,7 @@ async fn websocket(state: HttpState, req: Request) -> Response {
                         .map_err(|e| async_graphql::Error::new(e.to_string()))?;
                     let mut data = Data::default();
                     data.insert(viewer);
-                    data.insert(loaders(app.db.clone()));
+                    data.insert(loaders(app.db.clone(), app.config.graphql.batch_delay));
                     Ok(data)
                 })
                 .serve()

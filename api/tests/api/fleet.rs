@@ -334,7 +334,12 @@ async fn statements_for(app: &TestApp, n: usize) -> (u64, Value) {
 
 #[tokio::test]
 async fn nested_fleet_queries_run_a_fixed_number_of_statements() {
-    let app = spawn_app().await;
+    // A generous batch delay: on a loaded machine a 1 ms batch can close before every
+    // sibling has asked, which would make the count depend on the machine, not the code.
+    let app = crate::helpers::spawn_app_with(|c| {
+        c.graphql.batch_delay = std::time::Duration::from_millis(50)
+    })
+    .await;
     let org_gid = app.create_org("bench").await;
     let org = clusters_org(&app, &org_gid).await;
     seed(&app, org, 50).await;
