@@ -35,6 +35,10 @@ pub enum Error {
     /// Too many failed attempts from this caller. Client sees `RATE_LIMITED`.
     #[error("too many failed attempts; try again later")]
     RateLimited,
+    /// A backend the request needs (the job queue) failed. Client sees `SERVICE_UNAVAILABLE`
+    /// and this message; the cause is logged where it was caught, never sent.
+    #[error("{0}")]
+    Unavailable(&'static str),
     /// Anything else. Client sees `INTERNAL_SERVER_ERROR` and a plain message; the chain is
     /// logged on the server.
     #[error("internal server error")]
@@ -54,6 +58,7 @@ impl Error {
             Error::BadInput { .. } => "BAD_USER_INPUT",
             Error::Conflict { .. } => "CONFLICT",
             Error::RateLimited => "RATE_LIMITED",
+            Error::Unavailable(_) => "SERVICE_UNAVAILABLE",
             Error::Internal(_) => "INTERNAL_SERVER_ERROR",
         }
     }

@@ -24,6 +24,10 @@ pub struct AppState {
     pub config: Arc<Config>,
     /// Where domain events are published for subscriptions.
     pub bus: EventBus,
+    /// The workflow engine: starts, cancels and retries runs (and drives them on workers).
+    pub engine: workflows::Engine,
+    /// The job queue runs travel on (Redis or apalis on SQLite), for the job console.
+    pub queue: workflows::runtime::QueueBackend,
     /// The master key and the organizations' data keys.
     pub keys: Arc<Keys>,
     /// JWT signing and verification keys.

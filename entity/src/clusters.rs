@@ -1,4 +1,9 @@
 //! K3s clusters of an organization.
+//!
+//! Its other links live on the rows that point here, so they cannot disagree: the control-plane
+//! DNS record is the `dns_records` row with this `cluster_id` and purpose `control_plane`, the
+//! apps and control-plane load balancers the `load_balancers` rows with this `cluster_id` and
+//! that purpose (one each; see migration `m20261121_000005_cluster_links`).
 
 use crate::enums::ClusterStatus;
 use sea_orm::entity::prelude::*;
@@ -16,7 +21,8 @@ pub struct Model {
     pub status: ClusterStatus,
     pub k3s_version: String,
     pub region: Option<String>,
-    /// Zone holding the cluster's DNS records; unset when the domain is deleted.
+    /// Zone holding the cluster's DNS records, of the same organization; unset when the
+    /// domain is deleted.
     pub domain_id: Option<Uuid>,
     /// URL of the Kubernetes API.
     pub api_endpoint: Option<String>,

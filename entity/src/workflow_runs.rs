@@ -29,6 +29,12 @@ pub struct Model {
     pub created_by_user_id: Option<Uuid>,
     pub started_at: Option<DateTimeUtc>,
     pub finished_at: Option<DateTimeUtc>,
+    /// The queue task allowed to drive the run; a task with another ticket is stale.
+    pub ticket: Option<Uuid>,
+    /// When a retrying run's next attempt is due.
+    pub next_attempt_at: Option<DateTimeUtc>,
+    /// Worker that last claimed the run.
+    pub worker: Option<String>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

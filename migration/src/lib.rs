@@ -9,6 +9,8 @@ mod m20261121_000001_identity;
 mod m20261121_000002_fleet;
 mod m20261121_000003_workflows;
 mod m20261121_000004_audit;
+mod m20261121_000005_cluster_links;
+mod m20261121_000006_workflow_engine;
 
 /// Runs the migrations in order.
 pub struct Migrator;
@@ -21,6 +23,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261121_000002_fleet::Migration),
             Box::new(m20261121_000003_workflows::Migration),
             Box::new(m20261121_000004_audit::Migration),
+            Box::new(m20261121_000005_cluster_links::Migration),
+            Box::new(m20261121_000006_workflow_engine::Migration),
         ]
     }
 }

@@ -20,7 +20,9 @@ use clap::Args;
 use secrecy::SecretString;
 
 mod database_url;
+mod redis_url;
 pub use database_url::DatabaseUrl;
+pub use redis_url::RedisUrl;
 
 /// Settings that every subcommand accepts (flags or environment variables).
 #[derive(Debug, Default, Clone, Args)]
@@ -45,6 +47,54 @@ pub struct SettingsArgs {
         value_name = "N"
     )]
     pub database_max_connections: Option<String>,
+    /// Redis: redis://[user:pass@]host[:port][/db]; event bus across instances (and job queue) [default: none, in process]
+    #[arg(
+        long,
+        env = "REDIS_URL",
+        global = true,
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    pub redis_url: Option<String>,
+    /// Namespace of this deployment in Redis: events travel on `<prefix>:events` [default: autoglue]
+    #[arg(
+        long,
+        env = "AUTOGLUE_REDIS_PREFIX",
+        global = true,
+        value_name = "PREFIX"
+    )]
+    pub redis_prefix: Option<String>,
+    /// What `serve` runs: api (HTTP and GraphQL), worker (workflow runs) or all [default: all]
+    #[arg(long, env = "AUTOGLUE_ROLE", global = true, value_name = "ROLE")]
+    pub role: Option<String>,
+    /// Workflow runs one worker process drives at a time [default: 16]
+    #[arg(long, env = "AUTOGLUE_WORKERS", global = true, value_name = "N")]
+    pub workers: Option<String>,
+    /// Seconds a worker holds a job without renewing it; a crashed worker's runs resume elsewhere after this [default: 30]
+    #[arg(
+        long,
+        env = "AUTOGLUE_JOB_LEASE_SECS",
+        global = true,
+        value_name = "SECS"
+    )]
+    pub job_lease_secs: Option<String>,
+    /// Days finished workflow runs are kept before the scheduled prune deletes them [default: 7]
+    #[arg(
+        long,
+        env = "AUTOGLUE_RUN_RETENTION_DAYS",
+        global = true,
+        value_name = "DAYS"
+    )]
+    pub run_retention_days: Option<String>,
+    /// Register the test workflows (test.sleep, test.flaky, …): for tests and demos only
+    #[arg(
+        long,
+        env = "AUTOGLUE_TEST_WORKFLOWS",
+        global = true,
+        value_name = "BOOL",
+        hide = true
+    )]
+    pub test_workflows: Option<String>,
     /// Apply pending migrations when `serve` starts [default: true]
     #[arg(long, env = "AUTOGLUE_MIGRATE", global = true, value_name = "BOOL")]
     pub migrate: Option<String>,
@@ -185,9 +235,80 @@ pub struct SettingsArgs {
 pub struct Config {
     pub http: HttpSettings,
     pub database: DatabaseSettings,
+    /// Redis, for the event bus across instances (and the job queue); `None` keeps both
+    /// in process / in the database.
+    pub redis_url: Option<RedisUrl>,
+    /// Prefix of every Redis key and channel of this deployment.
+    pub redis_prefix: String,
     pub log: LogSettings,
     pub graphql: GraphqlSettings,
     pub auth: AuthSettings,
+    pub workflows: WorkflowSettings,
+}
+
+/// What `serve` runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// HTTP and GraphQL only; runs are enqueued for worker processes.
+    Api,
+    /// Workflow workers only (and the health endpoints).
+    Worker,
+    /// Both, in one process.
+    All,
+}
+
+impl Role {
+    /// Whether this process serves the API.
+    pub fn serves_api(self) -> bool {
+        matches!(self, Role::Api | Role::All)
+    }
+
+    /// Whether this process drives workflow runs.
+    pub fn runs_workers(self) -> bool {
+        matches!(self, Role::Worker | Role::All)
+    }
+}
+
+impl FromStr for Role {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "api" => Ok(Role::Api),
+            "worker" => Ok(Role::Worker),
+            "all" => Ok(Role::All),
+            _ => Err(format!("{s:?} is not a role (api, worker or all)")),
+        }
+    }
+}
+
+/// The workflow engine and its workers.
+#[derive(Debug, Clone)]
+pub struct WorkflowSettings {
+    pub role: Role,
+    /// Runs driven at a time by this process's workers.
+    pub workers: usize,
+    /// Finished runs older than this are pruned.
+    pub run_retention: Duration,
+    /// How long a worker holds a job between renewals: the bound on how long a crashed
+    /// worker's run waits before another worker resumes it.
+    pub job_lease: Duration,
+    /// Whether the test workflows are registered.
+    pub test_workflows: bool,
+    /// How often a running step checks for cancellation (code-only; tests shorten it).
+    pub cancel_poll: Duration,
+}
+
+impl Default for WorkflowSettings {
+    fn default() -> Self {
+        WorkflowSettings {
+            role: Role::All,
+            workers: 16,
+            run_retention: Duration::from_secs(7 * 86_400),
+            job_lease: Duration::from_secs(30),
+            test_workflows: false,
+            cancel_poll: Duration::from_millis(500),
+        }
+    }
 }
 
 /// Identity and secrets.
@@ -293,6 +414,9 @@ impl Default for Config {
                 max_connections: 10,
                 migrate_on_start: true,
             },
+            redis_url: None,
+            redis_prefix: "autoglue".into(),
+            workflows: WorkflowSettings::default(),
             log: LogSettings {
                 filter: "info".into(),
                 format: LogFormat::Text,
@@ -347,6 +471,45 @@ impl Config {
             "database_max_connections",
             "AUTOGLUE_DATABASE_MAX_CONNECTIONS",
         )?;
+        let mut redis = Given(None);
+        layers.set(&mut redis, &args.redis_url, "redis_url", "REDIS_URL")?;
+        d.redis_url = redis.0;
+        layers.set(
+            &mut d.redis_prefix,
+            &args.redis_prefix,
+            "redis_prefix",
+            "AUTOGLUE_REDIS_PREFIX",
+        )?;
+        let w = &mut d.workflows;
+        layers.set(&mut w.role, &args.role, "role", "AUTOGLUE_ROLE")?;
+        layers.set(&mut w.workers, &args.workers, "workers", "AUTOGLUE_WORKERS")?;
+        if w.workers == 0 || w.workers > 1024 {
+            bail!("workers (AUTOGLUE_WORKERS) must be between 1 and 1024");
+        }
+        let mut lease = Seconds(w.job_lease);
+        layers.set(
+            &mut lease,
+            &args.job_lease_secs,
+            "job_lease_secs",
+            "AUTOGLUE_JOB_LEASE_SECS",
+        )?;
+        w.job_lease = lease.0;
+        let mut retention = w.run_retention.as_secs() / 86_400;
+        layers.set(
+            &mut retention,
+            &args.run_retention_days,
+            "run_retention_days",
+            "AUTOGLUE_RUN_RETENTION_DAYS",
+        )?;
+        w.run_retention = Duration::from_secs(retention.max(1) * 86_400);
+        let mut test_workflows = Flag(w.test_workflows);
+        layers.set(
+            &mut test_workflows,
+            &args.test_workflows,
+            "test_workflows",
+            "AUTOGLUE_TEST_WORKFLOWS",
+        )?;
+        w.test_workflows = test_workflows.0;
         let mut migrate = Flag(d.database.migrate_on_start);
         layers.set(&mut migrate, &args.migrate, "migrate", "AUTOGLUE_MIGRATE")?;
         d.database.migrate_on_start = migrate.0;
@@ -504,6 +667,9 @@ impl Config {
                 "database_max_connections (AUTOGLUE_DATABASE_MAX_CONNECTIONS) must be at least 1"
             );
         }
+        if d.redis_prefix.is_empty() || d.redis_prefix.contains(char::is_whitespace) {
+            bail!("redis_prefix (AUTOGLUE_REDIS_PREFIX) must be a non-empty word");
+        }
         if d.graphql.max_page_size == 0 {
             bail!("max_page_size (AUTOGLUE_MAX_PAGE_SIZE) must be at least 1");
         }
@@ -546,6 +712,13 @@ impl ConfigFile {
         "listen",
         "database_url",
         "database_max_connections",
+        "redis_url",
+        "redis_prefix",
+        "role",
+        "workers",
+        "run_retention_days",
+        "job_lease_secs",
+        "test_workflows",
         "migrate",
         "log",
         "log_format",
@@ -641,6 +814,16 @@ impl FromStr for Text {
     }
 }
 
+/// A setting without a default: `None` until given, then parsed as `T`.
+struct Given<T>(Option<T>);
+
+impl<T: FromStr> FromStr for Given<T> {
+    type Err = T::Err;
+    fn from_str(s: &str) -> Result<Self, T::Err> {
+        s.parse().map(|v| Given(Some(v)))
+    }
+}
+
 /// A positive number of seconds.
 struct Seconds(Duration);
 
@@ -729,6 +912,23 @@ mod tests {
         std::fs::write(&path, "log_format = \"xml\"\n").unwrap();
         let e = Config::load(&args(), Some(&path)).unwrap_err().to_string();
         assert!(e.contains("`log_format` in") && e.contains("xml"), "{e}");
+    }
+
+    #[test]
+    fn redis_is_off_until_given_and_never_shows_its_password() {
+        assert!(Config::load(&args(), None).unwrap().redis_url.is_none());
+        let mut a = args();
+        a.redis_url = Some("redis://:hunter2@cache:6379".into());
+        a.redis_prefix = Some("staging".into());
+        let c = Config::load(&a, None).unwrap();
+        assert_eq!(c.redis_url.unwrap().expose(), "redis://:hunter2@cache:6379");
+        assert_eq!(c.redis_prefix, "staging");
+        a.redis_url = Some("memcache://:hunter2@cache".into());
+        let e = Config::load(&a, None).unwrap_err().to_string();
+        assert!(e.contains("REDIS_URL") && !e.contains("hunter2"), "{e}");
+        a.redis_url = None;
+        a.redis_prefix = Some("two words".into());
+        assert!(Config::load(&a, None).is_err());
     }
 
     #[test]

@@ -8,12 +8,13 @@ use entity::{
 };
 
 use super::{
-    fleet::IdInput,
+    fleet::{IdInput, load},
+    loaders::DomainInOrg,
     relay::{ConnectionFields, GlobalId, IdConnection, NodeKind, PageArgs, connection},
     state,
 };
 use crate::{
-    Result,
+    Error, Result,
     services::dns::{
         self as domain_service, DomainChange, NewDomain,
         records::{self as record_service, NewRecord, RecordChange},
@@ -86,10 +87,18 @@ impl DnsRecord {
     async fn name(&self) -> &str {
         &self.0.name
     }
-    /// The fully qualified name.
+    /// The fully qualified name, without a trailing dot.
     async fn fqdn(&self, ctx: &Context<'_>) -> Result<String> {
-        let zone = record_service::zone_of(&state(ctx).db, &self.0).await?;
-        Ok(values::fqdn(&self.0.name, &zone))
+        let key = DomainInOrg {
+            org: self.0.organization_id,
+            id: self.0.domain_id,
+        };
+        let domain = load(ctx, key)
+            .await?
+            .into_iter()
+            .next()
+            .ok_or(Error::NotFound("domain"))?;
+        Ok(values::fqdn(&self.0.name, &domain.zone_name))
     }
     #[graphql(name = "type")]
     async fn record_type(&self) -> DnsRecordType {
@@ -223,6 +232,8 @@ pub struct CreateDnsRecordInput {
     /// for MX, "priority weight port target" for SRV, `flags tag "value"` for CAA.
     pub values: Vec<String>,
     pub cluster_id: Option<ID>,
+    /// CONTROL_PLANE makes it the cluster's `controlPlaneRecord` (one per cluster): it needs
+    /// `clusterId`, the cluster's domain as `domainId` and a plain (not wildcard) name.
     #[graphql(default_with = "DnsRecordPurpose::Custom")]
     pub purpose: DnsRecordPurpose,
 }

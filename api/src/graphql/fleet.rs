@@ -6,34 +6,47 @@ use async_graphql::{
 use chrono::{DateTime, Utc};
 use entity::{
     clusters,
-    enums::{ClusterStatus, NodePoolRole, ServerRole, ServerStatus, TaintEffect},
+    enums::{
+        ClusterStatus, LoadBalancerPurpose, NodePoolRole, ServerRole, ServerStatus, TaintEffect,
+    },
     node_pools, servers,
 };
 use secrecy::SecretString;
 use uuid::Uuid;
 
 use super::{
+    dns::{DnsRecord, Domain},
+    load_balancers::LoadBalancer,
     loaders::{
-        AnnotationsOfPool, FleetLoader, LabelsOfPool, LoadError, Loaders, MetadataOfCluster,
-        PoolsOfCluster, ServersOfCluster, ServersOfPool, TaintsOfPool,
+        AnnotationsOfPool, ControlPlaneRecordOfCluster, DomainInOrg, FleetLoader, LabelsOfPool,
+        LoadBalancersOfCluster, LoadError, Loaders, MetadataOfCluster, PoolsOfCluster,
+        ServersOfCluster, ServersOfPool, TaintsOfPool,
     },
     organizations::Organization,
-    relay::{ConnectionFields, GlobalId, IdConnection, NodeKind, PageArgs, connection},
+    relay::{
+        ConnectionFields, GlobalId, IdConnection, NodeKind, OrderedConnection, PageArgs,
+        connection, ordered_connection,
+    },
     state,
 };
 use crate::{
     Error, Result,
     services::{
-        clusters::{self as cluster_service, ClusterChange, ClusterFilter, NewCluster},
+        clusters::{
+            self as cluster_service, ClusterChange, ClusterFilter, ClusterSort, NewCluster,
+        },
+        dns::values::fqdn,
         node_pools::{self as pool_service, NewPool, PoolSets, Taint as TaintValue},
         organizations as orgs,
+        pagination::Direction,
         servers::{self as server_service, ServerFields, ServerFilter},
         validate,
     },
     viewer::viewer,
 };
 
-async fn load<K, M>(ctx: &Context<'_>, key: K) -> Result<Vec<M>>
+/// The rows of `key` through the request's [`Loaders`] (none: an empty list).
+pub(super) async fn load<K, M>(ctx: &Context<'_>, key: K) -> Result<Vec<M>>
 where
     K: Send + Sync + Clone + Eq + std::hash::Hash + 'static,
     M: Clone + Send + Sync + 'static,
@@ -151,6 +164,39 @@ pub struct ProvisioningReadiness {
 #[derive(Clone)]
 pub struct Cluster(pub clusters::Model);
 
+impl Cluster {
+    async fn domain_model(&self, ctx: &Context<'_>) -> Result<Option<entity::domains::Model>> {
+        let Some(id) = self.0.domain_id else {
+            return Ok(None);
+        };
+        let key = DomainInOrg {
+            org: self.0.organization_id,
+            id,
+        };
+        Ok(load(ctx, key).await?.into_iter().next())
+    }
+
+    async fn control_plane_record_model(
+        &self,
+        ctx: &Context<'_>,
+    ) -> Result<Option<entity::dns_records::Model>> {
+        let key = ControlPlaneRecordOfCluster(self.0.id);
+        Ok(load(ctx, key).await?.into_iter().next())
+    }
+
+    async fn load_balancer(
+        &self,
+        ctx: &Context<'_>,
+        purpose: LoadBalancerPurpose,
+    ) -> Result<Option<LoadBalancer>> {
+        let all = load(ctx, LoadBalancersOfCluster(self.0.id)).await?;
+        Ok(all
+            .into_iter()
+            .find(|lb| lb.purpose == purpose)
+            .map(LoadBalancer))
+    }
+}
+
 #[Object]
 impl Cluster {
     /// Global ID.
@@ -222,6 +268,49 @@ impl Cluster {
             .into_iter()
             .find(|s| s.role == ServerRole::Bastion)
             .map(Server))
+    }
+    /// The global ID of the DNS zone holding the cluster's records.
+    async fn domain_id(&self) -> Option<ID> {
+        self.0
+            .domain_id
+            .map(|id| GlobalId::encode(NodeKind::Domain, id))
+    }
+    /// The DNS zone holding the cluster's records; null once the domain is deleted.
+    async fn domain(&self, ctx: &Context<'_>) -> Result<Option<Domain>> {
+        Ok(self.domain_model(ctx).await?.map(Domain))
+    }
+    /// The DNS record naming the Kubernetes API: the cluster's PRESENT record with purpose
+    /// CONTROL_PLANE (made with `createDnsRecord`, in the cluster's domain).
+    async fn control_plane_record(&self, ctx: &Context<'_>) -> Result<Option<DnsRecord>> {
+        Ok(self.control_plane_record_model(ctx).await?.map(DnsRecord))
+    }
+    /// The fully qualified name of the Kubernetes API: the control-plane record's name in the
+    /// cluster's domain (the zone itself for "@"), without a trailing dot. Null without both.
+    async fn control_plane_fqdn(&self, ctx: &Context<'_>) -> Result<Option<String>> {
+        // Both at once, so they join the batches of the `domain` and record fields.
+        let (record, domain) =
+            futures_util::try_join!(self.control_plane_record_model(ctx), self.domain_model(ctx))?;
+        let (Some(record), Some(domain)) = (record, domain) else {
+            return Ok(None);
+        };
+        Ok((record.domain_id == domain.id).then(|| fqdn(&record.name, &domain.zone_name)))
+    }
+    /// The load balancers in front of the cluster, oldest first.
+    async fn load_balancers(&self, ctx: &Context<'_>) -> Result<Vec<LoadBalancer>> {
+        Ok(load(ctx, LoadBalancersOfCluster(self.0.id))
+            .await?
+            .into_iter()
+            .map(LoadBalancer)
+            .collect())
+    }
+    /// The load balancer for application traffic: the cluster's one with purpose APPS.
+    async fn apps_load_balancer(&self, ctx: &Context<'_>) -> Result<Option<LoadBalancer>> {
+        self.load_balancer(ctx, LoadBalancerPurpose::Apps).await
+    }
+    /// The load balancer for the Kubernetes API: the cluster's one with purpose CONTROL_PLANE.
+    async fn control_plane_load_balancer(&self, ctx: &Context<'_>) -> Result<Option<LoadBalancer>> {
+        self.load_balancer(ctx, LoadBalancerPurpose::ControlPlane)
+            .await
     }
     /// The kubeconfig (admins and above; every read is written to the audit log).
     async fn kubeconfig(&self, ctx: &Context<'_>) -> Result<Option<String>> {
@@ -373,8 +462,18 @@ pub struct ClusterFilterInput {
     /// Any of these statuses.
     #[graphql(default)]
     pub status: Vec<ClusterStatus>,
-    /// Names starting with this.
+    /// Names starting with this (taken literally, whatever the case).
     pub name_prefix: Option<String>,
+}
+
+/// How to order clusters.
+#[derive(InputObject)]
+pub struct ClusterOrder {
+    /// The key to order by; clusters with equal keys follow in id (creation) order.
+    pub field: ClusterSort,
+    /// ASC unless given; ties follow the same direction.
+    #[graphql(default)]
+    pub direction: Direction,
 }
 
 /// Which servers to list.
@@ -393,7 +492,9 @@ pub struct FleetQuery;
 
 #[Object]
 impl FleetQuery {
-    /// The clusters of an organization (default: the active one), oldest first.
+    /// The clusters of an organization (default: the active one), in `orderBy` (default:
+    /// oldest first). Equal keys are ordered by id, so cursors stay exact; a cursor only
+    /// works with the order it was made in.
     #[allow(clippy::too_many_arguments)]
     #[graphql(complexity = "(first.or(last).unwrap_or(20).max(0) as usize) * child_complexity + 1")]
     async fn clusters(
@@ -401,35 +502,40 @@ impl FleetQuery {
         ctx: &Context<'_>,
         organization_id: Option<ID>,
         filter: Option<ClusterFilterInput>,
+        order_by: Option<ClusterOrder>,
         after: Option<String>,
         before: Option<String>,
         first: Option<i32>,
         last: Option<i32>,
-    ) -> Result<IdConnection<Cluster>> {
+    ) -> Result<OrderedConnection<Cluster>> {
         let (state, viewer) = (state(ctx), viewer(ctx).clone());
         let org = viewer.pick_org(
             opt_id(&organization_id, NodeKind::Organization, "organizationId")?,
             "organizationId",
         )?;
+        let ordering = match order_by {
+            Some(o) => cluster_service::ordering(Some(o.field), o.direction),
+            None => cluster_service::ordering(None, Direction::Asc),
+        };
         let page = PageArgs {
             after,
             before,
             first,
             last,
         }
-        .parse(state.config.graphql.max_page_size)?;
+        .parse_ordered(state.config.graphql.max_page_size, &ordering)?;
         let filter = filter.unwrap_or_default();
         let filter = ClusterFilter {
             statuses: filter.status,
             name_prefix: filter.name_prefix,
         };
-        let items = cluster_service::list(state, &viewer, org, &filter, &page).await?;
+        let items = cluster_service::list(state, &viewer, org, &filter, &ordering, &page).await?;
         let counting = state.clone();
         let fields = ConnectionFields::new(move || {
             let (state, viewer, filter) = (counting.clone(), viewer.clone(), filter.clone());
             async move { cluster_service::count(&state, &viewer, org, &filter).await }
         });
-        Ok(connection(items, fields, |c| c.id, Cluster))
+        Ok(ordered_connection(items, fields, &ordering, Cluster))
     }
 
     /// One cluster; null when it does not exist or is not visible to you.
@@ -494,6 +600,8 @@ pub struct CreateClusterInput {
     pub region: Option<String>,
     #[graphql(default)]
     pub metadata: Vec<KeyValueInput>,
+    /// A domain of the same organization, for the cluster's DNS records.
+    pub domain_id: Option<ID>,
 }
 
 /// Input of `updateCluster`: omitted fields stay; `metadata` replaces the whole set.
@@ -505,6 +613,9 @@ pub struct UpdateClusterInput {
     pub k3s_version: Option<String>,
     pub region: MaybeUndefined<String>,
     pub metadata: Option<Vec<KeyValueInput>>,
+    /// A domain of the same organization; null clears it. Refused (CONFLICT) while the
+    /// cluster's control-plane record sits in its current domain.
+    pub domain_id: MaybeUndefined<ID>,
 }
 
 /// Input naming one object.
@@ -663,6 +774,7 @@ impl FleetMutation {
                 .map(|r| r.trim().to_owned())
                 .filter(|r| !r.is_empty()),
             metadata: metadata(input.metadata)?,
+            domain_id: opt_id(&input.domain_id, NodeKind::Domain, "input.domainId")?,
         };
         let cluster = cluster_service::create(state(ctx), viewer, org, new).await?;
         Ok(ClusterPayload {
@@ -688,6 +800,9 @@ impl FleetMutation {
                 .transpose()?,
             region: maybe(input.region, |r| Ok(r.trim().to_owned()))?,
             metadata: input.metadata.map(metadata).transpose()?,
+            domain_id: maybe(input.domain_id, |v| {
+                id_of(&v, NodeKind::Domain, "input.domainId")
+            })?,
         };
         let cluster = cluster_service::update(state(ctx), viewer(ctx), id, change).await?;
         Ok(ClusterPayload {

@@ -161,6 +161,8 @@ pub struct CreateLoadBalancerInput {
     /// 1 to 63 of a-z, 0-9 and '-'; unique in the organization.
     pub name: String,
     pub kind: LoadBalancerKind,
+    /// With `clusterId`, APPS and CONTROL_PLANE make it the cluster's `appsLoadBalancer` or
+    /// `controlPlaneLoadBalancer`: one of each per cluster (CONFLICT on `input.purpose`).
     pub purpose: LoadBalancerPurpose,
     #[graphql(default)]
     pub listeners: Vec<ListenerInput>,

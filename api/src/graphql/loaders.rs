@@ -3,14 +3,18 @@
 //!
 //! A loader is made per request (its cache must not outlive the viewer's rights). Children
 //! are loaded by their parent's id only: the parent was already authorized, and children
-//! always belong to their parent's organization.
+//! always belong to their parent's organization. Objects a parent references by id (a
+//! cluster's domain) are loaded by id and organization, so a stray reference cannot reach
+//! into another organization.
 
 use std::{collections::HashMap, hash::Hash, sync::Arc};
 
 use async_graphql::dataloader::{DataLoader, Loader};
 use entity::{
-    cluster_metadata, node_pool_annotations, node_pool_labels, node_pool_taints, node_pools,
-    servers,
+    cluster_metadata, dns_records, domains,
+    enums::{DnsDesiredState, DnsRecordPurpose},
+    load_balancers, node_pool_annotations, node_pool_labels, node_pool_taints, node_pools, servers,
+    workflow_steps,
 };
 use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder};
 use uuid::Uuid;
@@ -103,6 +107,14 @@ children!(
     "The taints of a node pool."
 );
 
+children!(
+    StepsOfRun,
+    workflow_steps,
+    RunId,
+    run_id,
+    "The steps of a workflow run (in id order; callers sort by position)."
+);
+
 /// The servers of a cluster.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ServersOfCluster(pub Uuid);
@@ -149,6 +161,89 @@ impl Loader<ServersOfPool> for FleetLoader {
             .map_err(Arc::new)?;
         Ok(group(keys, rows, |r| {
             ServersOfPool(r.node_pool_id.unwrap_or_default())
+        }))
+    }
+}
+
+/// The load balancers of a cluster.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct LoadBalancersOfCluster(pub Uuid);
+
+impl Loader<LoadBalancersOfCluster> for FleetLoader {
+    type Value = Vec<load_balancers::Model>;
+    type Error = LoadError;
+
+    async fn load(
+        &self,
+        keys: &[LoadBalancersOfCluster],
+    ) -> Result<HashMap<LoadBalancersOfCluster, Self::Value>, Self::Error> {
+        let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
+        let rows = load_balancers::Entity::find()
+            .filter(load_balancers::Column::ClusterId.is_in(ids))
+            .order_by_asc(load_balancers::Column::Id)
+            .all(&self.db)
+            .await
+            .map_err(Arc::new)?;
+        Ok(group(keys, rows, |r| {
+            LoadBalancersOfCluster(r.cluster_id.unwrap_or_default())
+        }))
+    }
+}
+
+/// The control-plane DNS record of a cluster: its `PRESENT` record with that purpose (at
+/// most one, by a unique index), as a list of zero or one.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ControlPlaneRecordOfCluster(pub Uuid);
+
+impl Loader<ControlPlaneRecordOfCluster> for FleetLoader {
+    type Value = Vec<dns_records::Model>;
+    type Error = LoadError;
+
+    async fn load(
+        &self,
+        keys: &[ControlPlaneRecordOfCluster],
+    ) -> Result<HashMap<ControlPlaneRecordOfCluster, Self::Value>, Self::Error> {
+        let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
+        let rows = dns_records::Entity::find()
+            .filter(dns_records::Column::ClusterId.is_in(ids))
+            .filter(dns_records::Column::Purpose.eq(DnsRecordPurpose::ControlPlane))
+            .filter(dns_records::Column::DesiredState.eq(DnsDesiredState::Present))
+            .all(&self.db)
+            .await
+            .map_err(Arc::new)?;
+        Ok(group(keys, rows, |r| {
+            ControlPlaneRecordOfCluster(r.cluster_id.unwrap_or_default())
+        }))
+    }
+}
+
+/// A domain by its id, only if it belongs to `org` (a list of zero or one).
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct DomainInOrg {
+    pub org: Uuid,
+    pub id: Uuid,
+}
+
+impl Loader<DomainInOrg> for FleetLoader {
+    type Value = Vec<domains::Model>;
+    type Error = LoadError;
+
+    async fn load(
+        &self,
+        keys: &[DomainInOrg],
+    ) -> Result<HashMap<DomainInOrg, Self::Value>, Self::Error> {
+        let ids: Vec<Uuid> = keys.iter().map(|k| k.id).collect();
+        let orgs: Vec<Uuid> = keys.iter().map(|k| k.org).collect();
+        let rows = domains::Entity::find()
+            .filter(domains::Column::Id.is_in(ids))
+            .filter(domains::Column::OrganizationId.is_in(orgs))
+            .all(&self.db)
+            .await
+            .map_err(Arc::new)?;
+        // Keys the rows did not answer stay empty: a domain of another organization is absent.
+        Ok(group(keys, rows, |r| DomainInOrg {
+            org: r.organization_id,
+            id: r.id,
         }))
     }
 }

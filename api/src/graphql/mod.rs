@@ -11,6 +11,7 @@ mod credentials;
 mod dns;
 pub mod errors;
 mod fleet;
+mod jobs;
 mod load_balancers;
 pub mod loaders;
 mod members;
@@ -20,6 +21,7 @@ pub mod relay;
 mod sessions;
 mod ssh_keys;
 mod users;
+mod workflows;
 
 use async_graphql::{Context, MergedObject, MergedSubscription, Schema, SchemaBuilder};
 
@@ -40,6 +42,8 @@ pub struct QueryRoot(
     credentials::CredentialQuery,
     dns::DnsQuery,
     load_balancers::LoadBalancerQuery,
+    workflows::WorkflowQuery,
+    jobs::JobQuery,
 );
 
 /// All mutations.
@@ -56,12 +60,17 @@ pub struct MutationRoot(
     credentials::CredentialMutation,
     dns::DnsMutation,
     load_balancers::LoadBalancerMutation,
+    workflows::WorkflowMutation,
+    jobs::JobMutation,
 );
 
 /// All subscriptions.
 #[derive(MergedSubscription, Default)]
 #[graphql(name = "Subscription")]
-pub struct SubscriptionRoot(organizations::OrganizationSubscription);
+pub struct SubscriptionRoot(
+    organizations::OrganizationSubscription,
+    workflows::WorkflowSubscription,
+);
 
 fn builder() -> SchemaBuilder<QueryRoot, MutationRoot, SubscriptionRoot> {
     Schema::build(

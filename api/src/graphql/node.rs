@@ -16,13 +16,14 @@ use super::{
     ssh_keys::SshKey,
     state,
     users::{Membership, User},
+    workflows::{WorkflowLog, WorkflowRun, WorkflowStep},
 };
 use crate::{
     Result,
     services::{clusters as fleet_clusters, node_pools as fleet_pools, servers as fleet_servers},
     services::{credentials as creds, ssh_keys as keys},
     services::{dns as dns_domains, dns::records as dns_records, load_balancers as lbs},
-    services::{organizations as orgs, users},
+    services::{organizations as orgs, users, workflow_runs as runs},
     viewer::viewer,
 };
 
@@ -44,6 +45,9 @@ pub enum Node {
     Domain(Domain),
     DnsRecord(DnsRecord),
     LoadBalancer(LoadBalancer),
+    WorkflowRun(WorkflowRun),
+    WorkflowStep(WorkflowStep),
+    WorkflowLog(WorkflowLog),
 }
 
 #[derive(Default)]
@@ -116,6 +120,15 @@ impl NodeQuery {
             NodeKind::LoadBalancer => lbs::find(db, viewer, global.id)
                 .await?
                 .map(|l| Node::LoadBalancer(LoadBalancer(l))),
+            NodeKind::WorkflowRun => runs::find(db, viewer, global.id)
+                .await?
+                .map(|r| Node::WorkflowRun(WorkflowRun(r))),
+            NodeKind::WorkflowStep => runs::find_visible_step(state, viewer, global.id)
+                .await?
+                .map(|s| Node::WorkflowStep(WorkflowStep(s))),
+            NodeKind::WorkflowLog => runs::find_visible_log(state, viewer, global.id)
+                .await?
+                .map(|l| Node::WorkflowLog(WorkflowLog(l))),
         })
     }
 }

@@ -268,7 +268,9 @@ impl OrganizationSubscription {
         state.bus.subscribe().filter_map(move |event| {
             let (state, viewer) = (state.clone(), viewer.clone());
             async move {
-                let Event::OrganizationCreated { organization_id } = event;
+                let Event::OrganizationCreated { organization_id } = event else {
+                    return None;
+                };
                 // Authorized per subscriber and per event: the viewer must see it now.
                 match service::find_organization(&state, &viewer, organization_id).await {
                     Ok(org) => org.map(Organization),

@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use crate::{
     Error, Result,
-    services::pagination::{Page, PageRequest},
+    services::pagination::{Cursor, Ordering, Page, PageRequest},
 };
 
 /// The kinds of object reachable through `node(id)`. The name is part of every global ID.
@@ -33,6 +33,9 @@ pub enum NodeKind {
     Domain,
     DnsRecord,
     LoadBalancer,
+    WorkflowRun,
+    WorkflowStep,
+    WorkflowLog,
 }
 
 impl NodeKind {
@@ -51,6 +54,9 @@ impl NodeKind {
         NodeKind::Domain,
         NodeKind::DnsRecord,
         NodeKind::LoadBalancer,
+        NodeKind::WorkflowRun,
+        NodeKind::WorkflowStep,
+        NodeKind::WorkflowLog,
     ];
 
     /// The GraphQL type name.
@@ -70,6 +76,9 @@ impl NodeKind {
             NodeKind::Domain => "Domain",
             NodeKind::DnsRecord => "DnsRecord",
             NodeKind::LoadBalancer => "LoadBalancer",
+            NodeKind::WorkflowRun => "WorkflowRun",
+            NodeKind::WorkflowStep => "WorkflowStep",
+            NodeKind::WorkflowLog => "WorkflowLog",
         }
     }
 }
@@ -139,6 +148,30 @@ impl CursorType for IdCursor {
     }
 }
 
+/// A position in a list with an [`Ordering`]: the ordering's name, the row's sort key and
+/// its id, as base64url JSON. Opaque to clients.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct OrderedCursor {
+    #[serde(rename = "o")]
+    pub ordering: String,
+    #[serde(rename = "c")]
+    pub cursor: Cursor,
+}
+
+impl CursorType for OrderedCursor {
+    type Error = String;
+
+    fn decode_cursor(s: &str) -> Result<Self, String> {
+        let bytes = URL_SAFE_NO_PAD.decode(s).map_err(|e| e.to_string())?;
+        serde_json::from_slice(&bytes).map_err(|e| e.to_string())
+    }
+
+    fn encode_cursor(&self) -> String {
+        // Serializing plain data into a Vec cannot fail.
+        URL_SAFE_NO_PAD.encode(serde_json::to_vec(self).unwrap_or_default())
+    }
+}
+
 /// Page arguments of a connection field, as the client sent them.
 #[derive(Debug, Default, Clone)]
 pub struct PageArgs {
@@ -158,11 +191,39 @@ pub const DEFAULT_PAGE_SIZE: u32 = 20;
 impl PageArgs {
     /// Checks the arguments against the Relay rules and the page-size limit.
     pub fn parse(&self, max_page_size: u32) -> Result<PageRequest> {
-        let cursor = |raw: &Option<String>, field: &str| -> Result<Option<Uuid>> {
+        self.parse_with(max_page_size, |c| {
+            IdCursor::decode_cursor(c).ok().map(|c| c.0)
+        })
+    }
+
+    /// Like [`Self::parse`] for a list in `ordering`: cursors made under another ordering
+    /// (or not made by us) are refused.
+    pub fn parse_ordered<E: sea_orm::EntityTrait>(
+        &self,
+        max_page_size: u32,
+        ordering: &Ordering<E>,
+    ) -> Result<PageRequest<Cursor>> {
+        self.parse_with(max_page_size, |c| {
+            OrderedCursor::decode_cursor(c)
+                .ok()
+                .filter(|c| c.ordering == ordering.name() && ordering.accepts(&c.cursor))
+                .map(|c| c.cursor)
+        })
+    }
+
+    fn parse_with<C>(
+        &self,
+        max_page_size: u32,
+        decode: impl Fn(&str) -> Option<C>,
+    ) -> Result<PageRequest<C>> {
+        let cursor = |raw: &Option<String>, field: &str| -> Result<Option<C>> {
             raw.as_deref()
                 .map(|c| {
-                    IdCursor::decode_cursor(c).map(|c| c.0).map_err(|_| {
-                        Error::bad_input(field, format!("{c:?} is not a valid cursor"))
+                    decode(c).ok_or_else(|| {
+                        Error::bad_input(
+                            field,
+                            format!("{c:?} is not a valid cursor for this list and order"),
+                        )
                     })
                 })
                 .transpose()
@@ -253,6 +314,32 @@ where
     conn
 }
 
+/// A connection of `N` in an [`Ordering`].
+pub type OrderedConnection<N> = Connection<OrderedCursor, N, ConnectionFields, EmptyFields>;
+
+/// Builds a connection from a page of models read in `ordering`.
+pub fn ordered_connection<E, N>(
+    page: Page<E::Model>,
+    fields: ConnectionFields,
+    ordering: &Ordering<E>,
+    to_node: impl Fn(E::Model) -> N,
+) -> OrderedConnection<N>
+where
+    E: sea_orm::EntityTrait,
+    N: async_graphql::OutputType,
+{
+    let mut conn =
+        Connection::with_additional_fields(page.has_previous_page, page.has_next_page, fields);
+    conn.edges.extend(page.items.into_iter().map(|m| {
+        let cursor = OrderedCursor {
+            ordering: ordering.name().to_owned(),
+            cursor: ordering.cursor_of(&m),
+        };
+        Edge::new(cursor, to_node(m))
+    }));
+    conn
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -296,5 +383,33 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(bad_cursor.parse(10).unwrap_err().field(), Some("after"));
+    }
+
+    #[test]
+    fn ordered_cursors_round_trip_and_only_fit_their_ordering() {
+        use crate::services::clusters::ClusterSort;
+        use crate::services::{clusters::ordering, pagination::Direction};
+        let by_name = ordering(Some(ClusterSort::Name), Direction::Asc);
+        let cursor = OrderedCursor {
+            ordering: by_name.name().to_owned(),
+            cursor: Cursor {
+                key: Some(crate::services::pagination::SortValue::Text("prod".into())),
+                id: Uuid::now_v7(),
+            },
+        };
+        let raw = cursor.encode_cursor();
+        let after = |raw: &str| PageArgs {
+            after: Some(raw.to_owned()),
+            ..Default::default()
+        };
+        let parsed = after(&raw).parse_ordered(10, &by_name).unwrap();
+        assert_eq!(parsed.after, Some(cursor.cursor.clone()));
+        let by_time = ordering(Some(ClusterSort::CreatedAt), Direction::Asc);
+        let err = after(&raw).parse_ordered(10, &by_time).unwrap_err();
+        assert_eq!(err.field(), Some("after"));
+        let desc = ordering(Some(ClusterSort::Name), Direction::Desc);
+        assert!(after(&raw).parse_ordered(10, &desc).is_err());
+        let id_cursor = IdCursor(Uuid::now_v7()).encode_cursor();
+        assert!(after(&id_cursor).parse_ordered(10, &by_name).is_err());
     }
 }

@@ -10,21 +10,26 @@ pub async fn healthz() -> Json<Value> {
     Json(json!({ "status": "ok" }))
 }
 
-/// Ready: the database answers. 503 with the failing check otherwise.
+/// Ready: the database and the event bus answer (over Redis: PING, and the subscriber
+/// connection is up). 503 naming the failing checks otherwise.
 pub async fn readyz(State(state): State<HttpState>) -> (StatusCode, Json<Value>) {
-    match state.app.db.ping().await {
-        Ok(()) => (
-            StatusCode::OK,
-            Json(json!({ "status": "ok", "checks": { "database": "ok" } })),
-        ),
-        Err(e) => {
-            tracing::warn!(error = %e, "readiness: database does not answer");
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                Json(json!({ "status": "unavailable", "checks": { "database": "unavailable" } })),
-            )
-        }
+    let (database, bus) = tokio::join!(state.app.db.ping(), state.app.bus.ping());
+    if let Err(e) = &database {
+        tracing::warn!(error = %e, "readiness: database does not answer");
     }
+    if let Err(e) = &bus {
+        tracing::warn!(error = %e, "readiness: event bus does not answer");
+    }
+    let word = |ok: bool| if ok { "ok" } else { "unavailable" };
+    let ready = database.is_ok() && bus.is_ok();
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let checks = json!({ "database": word(database.is_ok()), "bus": word(bus.is_ok()) });
+    let body = json!({ "status": if ready { "ok" } else { "unavailable" }, "checks": checks });
+    (status, Json(body))
 }
 
 /// The build's version.

@@ -29,6 +29,19 @@ pub struct HttpState {
 }
 
 /// All routes with request ids, tracing and a body limit.
+/// The router of a worker-only process (`--role worker`): health and version, no API.
+pub fn health_router(app: AppState) -> Router {
+    let state = HttpState {
+        schema: served(app.clone()),
+        app,
+    };
+    Router::new()
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/version", get(health::version))
+        .with_state(state)
+}
+
 pub fn router(app: AppState) -> Router {
     let state = HttpState {
         schema: served(app.clone()),

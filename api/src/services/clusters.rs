@@ -1,15 +1,25 @@
 //! Clusters: a K3s cluster an organization runs, with its metadata and sealed kubeconfig.
 //! Provisioning and destruction are workflows; here are the records and their rules.
+//!
+//! A cluster's links are kept where they cannot disagree: its domain in `domain_id` (same
+//! organization, checked here); its control-plane DNS record is the `PRESENT` record with
+//! purpose `control_plane` and its `cluster_id`, which must sit in the cluster's domain
+//! (checked here and in [`super::dns::records`]); its apps and control-plane load balancers
+//! are the load balancers with its `cluster_id` and that purpose, at most one each.
 
 use anyhow::Context;
 use entity::{
-    cluster_metadata, clusters,
-    enums::{ClusterStatus, MemberRole, NodePoolRole, ServerRole, WorkflowStatus},
+    cluster_metadata, clusters, dns_records,
+    enums::{
+        ClusterStatus, DnsDesiredState, DnsRecordPurpose, MemberRole, NodePoolRole, ServerRole,
+        WorkflowStatus,
+    },
     node_pools, servers, workflow_runs,
 };
 use sea_orm::{
-    ActiveModelBehavior, ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait,
+    ActiveModelBehavior, ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, Iterable,
     PaginatorTrait, QueryFilter, Select, Set, TransactionTrait,
+    sea_query::{CaseStatement, Expr},
 };
 use secrecy::{ExposeSecret, SecretString};
 use uuid::Uuid;
@@ -20,7 +30,11 @@ use crate::{
     error::OnUniqueViolation,
     services::{
         audit::{self, Audit},
-        pagination::{Page, PageRequest, fetch_page},
+        dns,
+        pagination::{
+            Cursor, Direction, Ordering, Page, PageRequest, SortKey, fetch_ordered_page,
+            starts_with,
+        },
     },
     state::AppState,
     viewer::Viewer,
@@ -33,7 +47,45 @@ pub const DEFAULT_K3S_VERSION: &str = "v1.31.4+k3s1";
 #[derive(Debug, Default, Clone)]
 pub struct ClusterFilter {
     pub statuses: Vec<ClusterStatus>,
+    /// Matched literally and case-insensitively (names are lowercase).
     pub name_prefix: Option<String>,
+}
+
+/// What clusters can be ordered by; the id breaks ties.
+#[derive(async_graphql::Enum, Debug, Clone, Copy, PartialEq, Eq)]
+#[graphql(name = "ClusterOrderField")]
+pub enum ClusterSort {
+    /// By name, in the database's collation.
+    Name,
+    CreatedAt,
+    UpdatedAt,
+    /// By lifecycle: PENDING, PROVISIONING, READY, DEGRADED, FAILED, DELETING.
+    Status,
+}
+
+/// The place of `status` in the lifecycle order (the declaration order of the enum).
+fn status_rank(status: ClusterStatus) -> i64 {
+    ClusterStatus::iter().position(|s| s == status).unwrap_or(0) as i64
+}
+
+/// The ordering of a cluster list: by `sort` then id, or by id (creation order) alone.
+pub fn ordering(sort: Option<ClusterSort>, direction: Direction) -> Ordering<clusters::Entity> {
+    use clusters::Column;
+    type Key = SortKey<clusters::Entity>;
+    let key = sort.map(|sort| match sort {
+        ClusterSort::Name => Key::text("name", Column::Name, |c| &c.name),
+        ClusterSort::CreatedAt => Key::time("created_at", Column::CreatedAt, |c| c.created_at),
+        ClusterSort::UpdatedAt => Key::time("updated_at", Column::UpdatedAt, |c| c.updated_at),
+        ClusterSort::Status => {
+            let rank: Expr = ClusterStatus::iter()
+                .fold(CaseStatement::new(), |case, s| {
+                    case.case(Column::Status.eq(s), status_rank(s))
+                })
+                .into();
+            Key::int("status", rank, |c| status_rank(c.status))
+        }
+    });
+    Ordering::new(key, direction, Column::Id, |c| c.id)
 }
 
 /// The clusters `viewer` may see.
@@ -47,27 +99,22 @@ fn filtered(viewer: &Viewer, org: Uuid, filter: &ClusterFilter) -> Select<cluste
         q = q.filter(clusters::Column::Status.is_in(filter.statuses.clone()));
     }
     if let Some(prefix) = &filter.name_prefix {
-        q = q.filter(clusters::Column::Name.starts_with(prefix));
+        q = q.filter(starts_with(clusters::Column::Name, &prefix.to_lowercase()));
     }
     q
 }
 
-/// A page of an organization's clusters.
+/// A page of an organization's clusters in `ordering` (see [`ordering`]).
 pub async fn list(
     state: &AppState,
     viewer: &Viewer,
     org: Uuid,
     filter: &ClusterFilter,
-    page: &PageRequest,
+    ordering: &Ordering<clusters::Entity>,
+    page: &PageRequest<Cursor>,
 ) -> Result<Page<clusters::Model>> {
     viewer.require_role(org, MemberRole::Viewer)?;
-    fetch_page(
-        &state.db,
-        filtered(viewer, org, filter),
-        clusters::Column::Id,
-        page,
-    )
-    .await
+    fetch_ordered_page(&state.db, filtered(viewer, org, filter), ordering, page).await
 }
 
 /// How many clusters match.
@@ -112,6 +159,36 @@ pub struct NewCluster {
     pub k3s_version: Option<String>,
     pub region: Option<String>,
     pub metadata: Vec<(String, String)>,
+    pub domain_id: Option<Uuid>,
+}
+
+/// Checks that domain `id` is one of `org`'s that `viewer` sees; any other answers
+/// `NOT_FOUND`, as if it did not exist.
+async fn check_domain<C: ConnectionTrait>(
+    db: &C,
+    viewer: &Viewer,
+    org: Uuid,
+    id: Uuid,
+) -> Result<()> {
+    match dns::find(db, viewer, id).await? {
+        Some(domain) if domain.organization_id == org => Ok(()),
+        _ => Err(Error::NotFound("domain")),
+    }
+}
+
+/// The cluster's control-plane DNS record: its `PRESENT` record with that purpose (one
+/// marked `ABSENT` is on its way out and no longer names the cluster).
+pub async fn control_plane_record<C: ConnectionTrait>(
+    db: &C,
+    cluster: Uuid,
+) -> Result<Option<dns_records::Model>> {
+    Ok(dns_records::Entity::find()
+        .filter(dns_records::Column::ClusterId.eq(cluster))
+        .filter(dns_records::Column::Purpose.eq(DnsRecordPurpose::ControlPlane))
+        .filter(dns_records::Column::DesiredState.eq(DnsDesiredState::Present))
+        .one(db)
+        .await
+        .context("loading a cluster's control-plane record")?)
 }
 
 /// Creates a cluster in `org` (members and above), `PENDING` until provisioned.
@@ -123,8 +200,12 @@ pub async fn create(
 ) -> Result<clusters::Model> {
     viewer.require_role(org, MemberRole::Member)?;
     let txn = state.db.begin().await?;
+    if let Some(domain) = new.domain_id {
+        check_domain(&txn, viewer, org, domain).await?;
+    }
     let mut row = clusters::ActiveModel::new();
     row.organization_id = Set(org);
+    row.domain_id = Set(new.domain_id);
     row.name = Set(new.name);
     row.status = Set(ClusterStatus::Pending);
     row.k3s_version = Set(new
@@ -155,6 +236,31 @@ pub struct ClusterChange {
     pub k3s_version: Option<String>,
     pub region: Option<Option<String>>,
     pub metadata: Option<Vec<(String, String)>>,
+    /// `Some(None)` clears the domain.
+    pub domain_id: Option<Option<Uuid>>,
+}
+
+/// Checks that the cluster may move from its domain to `to`: not while its control-plane
+/// record sits in the current one (the record's name only means something in its zone).
+async fn check_domain_change<C: ConnectionTrait>(
+    db: &C,
+    viewer: &Viewer,
+    cluster: &clusters::Model,
+    to: Option<Uuid>,
+) -> Result<()> {
+    if let Some(domain) = to {
+        check_domain(db, viewer, cluster.organization_id, domain).await?;
+    }
+    if to == cluster.domain_id {
+        return Ok(());
+    }
+    if control_plane_record(db, cluster.id).await?.is_some() {
+        return Err(Error::conflict(
+            "input.domainId",
+            "the cluster's control-plane DNS record is in its current domain; delete that record first",
+        ));
+    }
+    Ok(())
 }
 
 /// Updates a cluster (members and above). Metadata is replaced as a whole set.
@@ -166,10 +272,16 @@ pub async fn update(
 ) -> Result<clusters::Model> {
     let txn = state.db.begin().await?;
     let cluster = get_for(&txn, viewer, id, MemberRole::Member).await?;
+    if let Some(domain) = change.domain_id {
+        check_domain_change(&txn, viewer, &cluster, domain).await?;
+    }
     let org = cluster.organization_id;
     let mut row: clusters::ActiveModel = cluster.into();
     if let Some(name) = change.name {
         row.name = Set(name);
+    }
+    if let Some(domain) = change.domain_id {
+        row.domain_id = Set(domain);
     }
     if let Some(version) = change.k3s_version {
         row.k3s_version = Set(version);
@@ -346,6 +458,12 @@ pub async fn missing_for_provisioning<C: ConnectionTrait>(
     }
     if cluster.domain_id.is_none() {
         missing.push("a domain".to_owned());
+    }
+    // K3s puts the API name into its certificate at install, so the name must be known
+    // before the control plane is installed; the DNS step only points it at the servers.
+    let record = control_plane_record(db, cluster.id).await?;
+    if record.is_none_or(|r| Some(r.domain_id) != cluster.domain_id) {
+        missing.push("a control-plane DNS record in the cluster's domain".to_owned());
     }
     Ok(missing)
 }

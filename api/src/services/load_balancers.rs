@@ -1,8 +1,10 @@
 //! Load balancers in front of a cluster: exposure, purpose, listeners and addresses.
 //!
 //! Invariants: names are unique per organization; listeners are unique by (port, protocol)
-//! and stored as a JSON array of [`Listener`]; addresses are IPs or host names. Creating
-//! the load balancer at a provider is not done here.
+//! and stored as a JSON array of [`Listener`]; addresses are IPs or host names; a cluster
+//! has at most one `apps` and one `control_plane` load balancer (they are its
+//! `appsLoadBalancer` and `controlPlaneLoadBalancer`; a partial unique index backs the check
+//! here). Creating the load balancer at a provider is not done here.
 
 use anyhow::Context;
 use entity::{
@@ -189,6 +191,40 @@ async fn check_cluster<C: ConnectionTrait>(
     Ok(())
 }
 
+/// Refuses a second `apps` or `control_plane` load balancer on one cluster (`except`: the
+/// one being changed).
+async fn check_purpose_free<C: ConnectionTrait>(
+    db: &C,
+    cluster: Option<Uuid>,
+    purpose: LoadBalancerPurpose,
+    except: Option<Uuid>,
+) -> Result<()> {
+    let Some(cluster) = cluster else {
+        return Ok(());
+    };
+    let what = match purpose {
+        LoadBalancerPurpose::Apps => "an apps",
+        LoadBalancerPurpose::ControlPlane => "a control-plane",
+        LoadBalancerPurpose::Other => return Ok(()),
+    };
+    let mut q = load_balancers::Entity::find()
+        .filter(load_balancers::Column::ClusterId.eq(cluster))
+        .filter(load_balancers::Column::Purpose.eq(purpose));
+    if let Some(id) = except {
+        q = q.filter(load_balancers::Column::Id.ne(id));
+    }
+    if let Some(other) = q.one(db).await.context("loading load balancers")? {
+        return Err(Error::conflict(
+            "input.purpose",
+            format!(
+                "the cluster already has {what} load balancer ({})",
+                other.name
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// A load balancer to create, validated.
 pub struct NewLoadBalancer {
     pub name: String,
@@ -211,6 +247,7 @@ pub async fn create(
     if let Some(cluster) = new.cluster_id {
         check_cluster(&txn, viewer, org, cluster).await?;
     }
+    check_purpose_free(&txn, new.cluster_id, new.purpose, None).await?;
     let mut row = load_balancers::ActiveModel::new();
     row.organization_id = Set(org);
     row.cluster_id = Set(new.cluster_id);
@@ -255,6 +292,9 @@ pub async fn update(
     if let Some(Some(cluster)) = change.cluster_id {
         check_cluster(&txn, viewer, org, cluster).await?;
     }
+    let cluster = change.cluster_id.unwrap_or(lb.cluster_id);
+    let purpose = change.purpose.unwrap_or(lb.purpose);
+    check_purpose_free(&txn, cluster, purpose, Some(lb.id)).await?;
     let mut row: load_balancers::ActiveModel = lb.into();
     if let Some(name) = change.name {
         row.name = Set(name);

@@ -234,6 +234,14 @@ async fn organization_b(app: &TestApp, bob: &str) -> (String, Vec<String>, Vec<S
             .unwrap()
             .to_owned(),
     ]);
+    let run = app
+        .gql_ok_as(bob, "mutation($o: ID!, $c: ID!) { startWorkflowRun(input: {organizationId: $o, clusterId: $c, kind: \"test.three_steps\", idempotencyKey: \"beta-run-key\"}) { workflowRun { id steps { id } } } }", json!({ "o": b, "c": ids[5] }))
+        .await;
+    let run = &run["startWorkflowRun"]["workflowRun"];
+    ids.extend([
+        run["id"].as_str().unwrap().to_owned(),
+        run["steps"][0]["id"].as_str().unwrap().to_owned(),
+    ]);
     ids.extend(
         view["organization"]["auditLog"]["edges"]
             .as_array()
@@ -245,6 +253,7 @@ async fn organization_b(app: &TestApp, bob: &str) -> (String, Vec<String>, Vec<S
         "beta-hidden".to_owned(),
         "beta-token-123456".to_owned(),
         "beta-host".to_owned(),
+        "beta-run-key".to_owned(),
         key["createOrganizationKey"]["secret"]
             .as_str()
             .unwrap()

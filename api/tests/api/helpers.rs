@@ -29,6 +29,17 @@ pub fn backend() -> Backend {
     }
 }
 
+/// `AG_TEST_REDIS_URL`: the Redis shared by every test [default: redis://127.0.0.1:6379].
+pub fn redis_url() -> String {
+    std::env::var("AG_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+/// A Redis prefix of one test's own, so tests sharing a Redis do not hear each other.
+pub fn unique_redis_prefix() -> String {
+    let run = std::env::var("AG_TEST_RUN_ID").unwrap_or_else(|_| "local".into());
+    format!("ag_test_{run}_{}", uuid::Uuid::now_v7().simple())
+}
+
 fn postgres_admin_url() -> String {
     std::env::var("AG_TEST_POSTGRES_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
@@ -153,7 +164,14 @@ pub fn test_config(db: &TestDb) -> Config {
     if backend() == Backend::Postgres {
         // SQLite keeps its master key next to the database by default; PostgreSQL needs one.
         config.auth.master_key = Some(vault::MasterKey::generate().to_base64().into());
+        // Production's pairing: PostgreSQL with Redis for the job queue and the event bus,
+        // under a prefix of this test's own.
+        config.redis_url = Some(redis_url().parse().unwrap());
+        config.redis_prefix = unique_redis_prefix();
     }
+    config.workflows.test_workflows = true;
+    config.workflows.workers = 4;
+    config.workflows.cancel_poll = std::time::Duration::from_millis(100);
     config
 }
 
@@ -289,41 +307,51 @@ impl TestApp {
 
     /// Opens a graphql-transport-ws connection with `token` (none: anonymous).
     pub async fn subscribe_as(&self, token: Option<&str>, query: &str) -> Subscription {
-        let mut req = format!("ws://{}/graphql", self.addr)
-            .into_client_request()
-            .unwrap();
-        req.headers_mut().insert(
-            "Sec-WebSocket-Protocol",
-            "graphql-transport-ws".parse().unwrap(),
-        );
-        let (mut ws, resp) = tokio_tungstenite::connect_async(req)
-            .await
-            .expect("websocket opens");
-        assert_eq!(
-            resp.headers().get("sec-websocket-protocol").unwrap(),
-            "graphql-transport-ws"
-        );
-        let send = |v: Value| Message::text(v.to_string());
-        let payload = match token {
-            Some(token) => json!({ "Authorization": format!("Bearer {token}") }),
-            None => json!({}),
-        };
-        ws.send(send(
-            json!({ "type": "connection_init", "payload": payload }),
+        subscribe_at(self.addr, token, query).await
+    }
+}
+
+/// Opens a graphql-transport-ws connection to the server at `addr` with `token` (none:
+/// anonymous) and starts `query` on it.
+pub async fn subscribe_at(addr: SocketAddr, token: Option<&str>, query: &str) -> Subscription {
+    let mut req = format!("ws://{addr}/graphql")
+        .into_client_request()
+        .unwrap();
+    req.headers_mut().insert(
+        "Sec-WebSocket-Protocol",
+        "graphql-transport-ws".parse().unwrap(),
+    );
+    let (mut ws, resp) = tokio_tungstenite::connect_async(req)
+        .await
+        .expect("websocket opens");
+    assert_eq!(
+        resp.headers().get("sec-websocket-protocol").unwrap(),
+        "graphql-transport-ws"
+    );
+    let send = |v: Value| Message::text(v.to_string());
+    let payload = match token {
+        Some(token) => json!({ "Authorization": format!("Bearer {token}") }),
+        None => json!({}),
+    };
+    ws.send(send(
+        json!({ "type": "connection_init", "payload": payload }),
+    ))
+    .await
+    .unwrap();
+    let mut sub = Subscription { ws };
+    // Authentication runs first: give a loaded machine more than one event's wait.
+    let ack = sub
+        .next_message_within(Duration::from_secs(10))
+        .await
+        .expect("connection_ack");
+    assert_eq!(ack["type"], "connection_ack", "{ack}");
+    sub.ws
+        .send(send(
+            json!({ "id": "1", "type": "subscribe", "payload": { "query": query } }),
         ))
         .await
         .unwrap();
-        let mut sub = Subscription { ws };
-        let ack = sub.next_message().await.expect("connection_ack");
-        assert_eq!(ack["type"], "connection_ack", "{ack}");
-        sub.ws
-            .send(send(
-                json!({ "id": "1", "type": "subscribe", "payload": { "query": query } }),
-            ))
-            .await
-            .unwrap();
-        sub
-    }
+    sub
 }
 
 /// A live subscription over graphql-transport-ws.
@@ -336,8 +364,13 @@ pub struct Subscription {
 impl Subscription {
     /// The next protocol message (pings answered), or None after `Self::WAIT`.
     pub async fn next_message(&mut self) -> Option<Value> {
+        self.next_message_within(Self::WAIT).await
+    }
+
+    /// The next protocol message (pings answered), or None after `wait`.
+    pub async fn next_message_within(&mut self, wait: Duration) -> Option<Value> {
         loop {
-            let msg = tokio::time::timeout(Self::WAIT, self.ws.next())
+            let msg = tokio::time::timeout(wait, self.ws.next())
                 .await
                 .ok()??
                 .ok()?;

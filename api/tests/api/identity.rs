@@ -338,7 +338,7 @@ async fn upkeep_sweeps_expired_credentials_and_rotates_old_keys() {
     key.expires_at = Set(Some(past));
     key.update(db).await.unwrap();
 
-    let swept = autoglue::maintenance::sweep_expired(&app.state)
+    let swept = workflows::housekeeping::sweep_expired(&app.state.db)
         .await
         .unwrap();
     assert!(swept >= 3, "two refresh tokens and one key, got {swept}");

@@ -4,7 +4,10 @@
 //! chosen by `AG_TEST_BACKEND` (`sqlite`, the default, or `postgres`); `scripts/test` runs
 //! the whole suite once per backend.
 
+mod bus;
 mod cli;
+mod cluster_links;
+mod cluster_order;
 mod credentials;
 mod cross_org;
 mod dns;
@@ -18,3 +21,5 @@ mod secrets;
 mod ssh_keys;
 mod tenancy;
 mod transport;
+mod worker_crash;
+mod workflows;

@@ -18,7 +18,7 @@ use vault::MasterKey;
 
 use crate::helpers::{
     ADMIN, PASSWORD, TestApp, TestDb, autoglue, error_code, free_port, http_client, one_error_line,
-    spawn_app, wait_until_serving,
+    redis_url, spawn_app, unique_redis_prefix, wait_until_serving,
 };
 
 const LOGIN: &str = "mutation($u: String!, $p: String!) { login(input: {username: $u, password: $p}) { accessToken refreshToken } }";
@@ -30,6 +30,11 @@ fn autoglue_on(db: &str, key: (&str, &str)) -> Command {
         .env(key.0, key.1)
         .env("AUTOGLUE_ADMIN_USERNAME", ADMIN)
         .env("AUTOGLUE_ADMIN_PASSWORD", PASSWORD);
+    if db.starts_with("postgres") {
+        // PostgreSQL runs its job queue on Redis.
+        cmd.env("REDIS_URL", redis_url())
+            .env("AUTOGLUE_REDIS_PREFIX", unique_redis_prefix());
+    }
     cmd
 }
 

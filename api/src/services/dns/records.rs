@@ -2,9 +2,11 @@
 //! the last sync saw there (`observed_state`). The reconcile workflow does the syncing.
 //!
 //! Invariants: one record per (domain, name, type); a CNAME stands alone at its name; values
-//! always match their type ([`super::values`]). Deleting a record that was ever synced only
-//! marks it `ABSENT`, so the reconcile workflow removes it at the provider and then the row;
-//! a record never synced has nothing to remove, and its row goes at once.
+//! always match their type ([`super::values`]); a control-plane record names its cluster,
+//! sits in that cluster's domain and has a plain (not wildcard) name, since the cluster's
+//! API name is derived from it. Deleting a record that was ever synced only marks it
+//! `ABSENT`, so the reconcile workflow removes it at the provider and then the row; a record
+//! never synced has nothing to remove, and its row goes at once.
 
 use anyhow::Context;
 use entity::{
@@ -115,6 +117,34 @@ async fn check_cname_alone<C: ConnectionTrait>(
     Ok(())
 }
 
+/// Checks a control-plane record: it names a cluster whose domain is `domain`, by a plain
+/// name (its fully qualified name becomes the cluster's API endpoint).
+fn check_control_plane(
+    domain: &domains::Model,
+    cluster: Option<&entity::clusters::Model>,
+    name: &str,
+) -> Result<()> {
+    let Some(cluster) = cluster else {
+        return Err(Error::bad_input(
+            "input.clusterId",
+            "a control-plane record needs the cluster it serves",
+        ));
+    };
+    if cluster.domain_id != Some(domain.id) {
+        return Err(Error::bad_input(
+            "input.domainId",
+            "a control-plane record must be in its cluster's domain",
+        ));
+    }
+    if name.starts_with('*') {
+        return Err(Error::bad_input(
+            "input.name",
+            "a control-plane record needs a plain name, not a wildcard",
+        ));
+    }
+    Ok(())
+}
+
 /// Creates a record in `domain` (members and above), `PRESENT` and not yet synced.
 pub async fn create(
     state: &AppState,
@@ -125,14 +155,22 @@ pub async fn create(
     let values = values::record_values(new.record_type, &new.values, "input.values")?;
     let txn = state.db.begin().await?;
     let domain = super::get_for(&txn, viewer, domain, MemberRole::Member).await?;
-    if let Some(cluster) = new.cluster_id {
-        let found = clusters::find(&txn, viewer, cluster).await?;
-        if found.is_none_or(|c| c.organization_id != domain.organization_id) {
-            return Err(Error::bad_input(
-                "input.clusterId",
-                "no such cluster in the domain's organization",
-            ));
-        }
+    let cluster = match new.cluster_id {
+        Some(id) => Some(
+            clusters::find(&txn, viewer, id)
+                .await?
+                .filter(|c| c.organization_id == domain.organization_id)
+                .ok_or_else(|| {
+                    Error::bad_input(
+                        "input.clusterId",
+                        "no such cluster in the domain's organization",
+                    )
+                })?,
+        ),
+        None => None,
+    };
+    if new.purpose == DnsRecordPurpose::ControlPlane {
+        check_control_plane(&domain, cluster.as_ref(), &new.name)?;
     }
     check_cname_alone(&txn, domain.id, &new.name, new.record_type).await?;
     let mut row = dns_records::ActiveModel::new();
@@ -220,14 +258,4 @@ pub async fn delete(state: &AppState, viewer: &Viewer, id: Uuid) -> Result<dns_r
     audit::record(&txn, viewer, entry).await?;
     txn.commit().await?;
     Ok(record)
-}
-
-/// The zone a record belongs to, for its fully qualified name.
-pub async fn zone_of<C: ConnectionTrait>(db: &C, record: &dns_records::Model) -> Result<String> {
-    let domain = domains::Entity::find_by_id(record.domain_id)
-        .one(db)
-        .await
-        .context("loading a record's domain")?
-        .ok_or(Error::NotFound("domain"))?;
-    Ok(domain.zone_name)
 }

@@ -1,0 +1,863 @@
+//! The engine: starts runs, drives them step by step on a worker, records everything in the
+//! database and publishes every change on the bus.
+//!
+//! # How a run stays correct across crashes
+//!
+//! The database is the record of a run: its row and one row per step (status, attempt,
+//! output, checkpoint, error). The queue only carries "drive run R with ticket T". A worker
+//! that takes such a task claims the run with a conditional update (the ticket must still be
+//! the run's ticket), then resumes at the first step not yet succeeded, handing it the output
+//! recorded by the step before. So:
+//!
+//! - a worker killed in the middle of a step loses nothing: the queue's lease expires, the task
+//!   goes to another worker, which re-runs that step (attempt + 1, its checkpoints intact) and
+//!   goes on; steps already done are not repeated;
+//! - a retry is a new task with a new ticket, delayed by the backoff; the old task, should it
+//!   ever be delivered again, finds another ticket and does nothing;
+//! - cancelling a queued run finishes it at once; a running one is told through its steps'
+//!   [`StepCtx::cancelled`] and stops between steps at the latest.
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    sync::Arc,
+    time::Duration,
+};
+
+use bus::{Event, EventBus};
+use chrono::{DateTime, Utc};
+use entity::{enums::WorkflowStatus, workflow_logs, workflow_runs, workflow_steps};
+use futures_util::future::BoxFuture;
+use sea_orm::{
+    ActiveModelBehavior, ActiveModelTrait,
+    ActiveValue::Set,
+    ColumnTrait, DatabaseConnection, DbErr, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder,
+    SqlErr, TransactionTrait,
+    sea_query::{Expr, ExprTrait, Func},
+};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use tokio::sync::{Mutex, watch};
+use uuid::Uuid;
+
+use crate::{
+    flow::{StepDef, Workflow},
+    step::{StepCtx, StepError},
+};
+
+/// What the queue carries: drive run `run_id`, if `ticket` is still its ticket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunTask {
+    /// The run.
+    pub run_id: Uuid,
+    /// Must equal the run's `ticket` for the task to do anything.
+    pub ticket: Uuid,
+}
+
+/// Where the engine puts [`RunTask`]s: the Redis queue or apalis on SQLite.
+pub trait RunQueue: Send + Sync + 'static {
+    /// Enqueues `task`, to be taken at `at` or at once.
+    fn enqueue(
+        &self,
+        task: RunTask,
+        at: Option<DateTime<Utc>>,
+    ) -> BoxFuture<'_, anyhow::Result<()>>;
+}
+
+/// The workflows an engine knows, by kind.
+#[derive(Debug, Clone, Default)]
+pub struct Registry {
+    flows: HashMap<String, Arc<Workflow>>,
+}
+
+impl Registry {
+    /// An empty registry.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds `flow`, replacing one of the same kind.
+    pub fn register(&mut self, flow: Workflow) -> &mut Self {
+        self.flows.insert(flow.kind().to_owned(), Arc::new(flow));
+        self
+    }
+
+    /// The workflow of `kind`.
+    pub fn get(&self, kind: &str) -> Option<&Arc<Workflow>> {
+        self.flows.get(kind)
+    }
+
+    /// Every registered kind, sorted.
+    pub fn kinds(&self) -> Vec<&str> {
+        let mut kinds: Vec<&str> = self.flows.keys().map(String::as_str).collect();
+        kinds.sort_unstable();
+        kinds
+    }
+}
+
+/// Tunables of the engine.
+#[derive(Debug, Clone)]
+pub struct EngineSettings {
+    /// How often a running step checks whether its run was cancelled.
+    pub cancel_poll: Duration,
+    /// How long a step may go on after cancellation was requested before it is dropped.
+    pub cancel_grace: Duration,
+}
+
+impl Default for EngineSettings {
+    fn default() -> Self {
+        EngineSettings {
+            cancel_poll: Duration::from_millis(500),
+            cancel_grace: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Why the engine refused or failed.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// No run with that id.
+    #[error("workflow run not found")]
+    NotFound,
+    /// No workflow of that kind is registered.
+    #[error("unknown workflow kind {0:?}")]
+    UnknownKind(String),
+    /// The run is not in a state that allows the action.
+    #[error("{0}")]
+    InvalidState(String),
+    /// The database failed.
+    #[error("database error: {0}")]
+    Db(#[from] DbErr),
+    /// The queue refused the task.
+    #[error("the job queue failed: {0}")]
+    Queue(String),
+}
+
+/// A request to start a run.
+#[derive(Debug, Clone, Default)]
+pub struct StartRun {
+    /// Registered workflow kind.
+    pub kind: String,
+    /// The first step's input.
+    pub input: Value,
+    /// Owner; `None` for instance-wide runs.
+    pub organization_id: Option<Uuid>,
+    /// The cluster the run works on.
+    pub cluster_id: Option<Uuid>,
+    /// The same key (per organization and kind) returns the same run.
+    pub idempotency_key: Option<String>,
+    /// Who asked.
+    pub created_by_user_id: Option<Uuid>,
+}
+
+/// The engine; cheap to clone.
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    db: DatabaseConnection,
+    bus: EventBus,
+    registry: Registry,
+    queue: Arc<dyn RunQueue>,
+    settings: EngineSettings,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("kinds", &self.inner.registry.kinds())
+            .field("settings", &self.inner.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+const ACTIVE: [WorkflowStatus; 3] = [
+    WorkflowStatus::Queued,
+    WorkflowStatus::Running,
+    WorkflowStatus::Retrying,
+];
+
+fn is_finished(status: WorkflowStatus) -> bool {
+    matches!(
+        status,
+        WorkflowStatus::Succeeded | WorkflowStatus::Failed | WorkflowStatus::Cancelled
+    )
+}
+
+impl Engine {
+    /// An engine over `db`, publishing on `bus`, enqueueing on `queue`.
+    pub fn new(
+        db: DatabaseConnection,
+        bus: EventBus,
+        registry: Registry,
+        queue: Arc<dyn RunQueue>,
+        settings: EngineSettings,
+    ) -> Self {
+        Engine {
+            inner: Arc::new(Inner {
+                db,
+                bus,
+                registry,
+                queue,
+                settings,
+            }),
+        }
+    }
+
+    /// The registered workflows.
+    pub fn registry(&self) -> &Registry {
+        &self.inner.registry
+    }
+
+    /// The database the engine records in.
+    pub fn db(&self) -> &DatabaseConnection {
+        &self.inner.db
+    }
+
+    /// Starts a run, or returns the run started earlier with the same idempotency key (then
+    /// `created` is false and the input is not compared).
+    pub async fn start(&self, req: StartRun) -> Result<(workflow_runs::Model, bool), EngineError> {
+        let flow = self
+            .inner
+            .registry
+            .get(&req.kind)
+            .ok_or_else(|| EngineError::UnknownKind(req.kind.clone()))?
+            .clone();
+        if let Some(existing) = self.find_by_key(&req).await? {
+            return Ok((existing, false));
+        }
+        let ticket = Uuid::now_v7();
+        let txn = self.inner.db.begin().await?;
+        let mut run = workflow_runs::ActiveModel::new();
+        run.organization_id = Set(req.organization_id);
+        run.cluster_id = Set(req.cluster_id);
+        run.kind = Set(req.kind.clone());
+        run.status = Set(WorkflowStatus::Queued);
+        run.idempotency_key = Set(req.idempotency_key.clone());
+        run.input = Set(req.input.clone());
+        run.attempt = Set(0);
+        run.created_by_user_id = Set(req.created_by_user_id);
+        run.ticket = Set(Some(ticket));
+        let run = match run.insert(&txn).await {
+            Ok(run) => run,
+            Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
+                // Another request with the same key won the race.
+                drop(txn);
+                return match self.find_by_key(&req).await? {
+                    Some(existing) => Ok((existing, false)),
+                    None => Err(EngineError::Db(e)),
+                };
+            }
+            Err(e) => return Err(e.into()),
+        };
+        for (position, step) in flow.steps().iter().enumerate() {
+            let mut row = workflow_steps::ActiveModel::new();
+            row.run_id = Set(run.id);
+            row.position = Set(position as i32);
+            row.name = Set(step.name.clone());
+            row.status = Set(WorkflowStatus::Queued);
+            row.attempt = Set(0);
+            row.insert(&txn).await?;
+        }
+        txn.commit().await?;
+        self.publish_run(&run);
+        if let Err(e) = self
+            .inner
+            .queue
+            .enqueue(
+                RunTask {
+                    run_id: run.id,
+                    ticket,
+                },
+                None,
+            )
+            .await
+        {
+            // Nothing will drive the run: say so on the run rather than leave it queued.
+            let message = format!("could not enqueue the run: {e:#}");
+            self.finish_run(&run, WorkflowStatus::Failed, None, Some(message.clone()))
+                .await?;
+            return Err(EngineError::Queue(message));
+        }
+        Ok((run, true))
+    }
+
+    async fn find_by_key(&self, req: &StartRun) -> Result<Option<workflow_runs::Model>, DbErr> {
+        let Some(key) = &req.idempotency_key else {
+            return Ok(None);
+        };
+        let mut query = workflow_runs::Entity::find()
+            .filter(workflow_runs::Column::Kind.eq(req.kind.as_str()))
+            .filter(workflow_runs::Column::IdempotencyKey.eq(key.as_str()));
+        query = match req.organization_id {
+            Some(org) => query.filter(workflow_runs::Column::OrganizationId.eq(org)),
+            None => query.filter(workflow_runs::Column::OrganizationId.is_null()),
+        };
+        query.one(&self.inner.db).await
+    }
+
+    /// Cancels a run: a queued or retrying run ends at once; a running one is asked to stop
+    /// and ends when its current step returns or its grace period is over.
+    pub async fn cancel(&self, run_id: Uuid) -> Result<workflow_runs::Model, EngineError> {
+        let run = self.load(run_id).await?;
+        if is_finished(run.status) {
+            return Err(EngineError::InvalidState(format!(
+                "the run is already {}",
+                status_word(run.status)
+            )));
+        }
+        let now = entity::now();
+        workflow_runs::Entity::update_many()
+            .col_expr(workflow_runs::Column::CancelRequestedAt, Expr::value(now))
+            .col_expr(workflow_runs::Column::UpdatedAt, Expr::value(now))
+            .filter(workflow_runs::Column::Id.eq(run_id))
+            .filter(workflow_runs::Column::CancelRequestedAt.is_null())
+            .exec(&self.inner.db)
+            .await?;
+        // Not running: nobody else will finish it. The condition keeps a worker that claims it
+        // right now from being overwritten; that worker sees the request before its first step.
+        let ended = workflow_runs::Entity::update_many()
+            .col_expr(
+                workflow_runs::Column::Status,
+                Expr::value(WorkflowStatus::Cancelled),
+            )
+            .col_expr(workflow_runs::Column::FinishedAt, Expr::value(now))
+            .col_expr(
+                workflow_runs::Column::Ticket,
+                Expr::value(Option::<Uuid>::None),
+            )
+            .col_expr(workflow_runs::Column::UpdatedAt, Expr::value(now))
+            .filter(workflow_runs::Column::Id.eq(run_id))
+            .filter(
+                workflow_runs::Column::Status
+                    .is_in([WorkflowStatus::Queued, WorkflowStatus::Retrying]),
+            )
+            .exec(&self.inner.db)
+            .await?;
+        if ended.rows_affected > 0 {
+            self.cancel_remaining_steps(run_id).await?;
+        }
+        let run = self.load(run_id).await?;
+        self.publish_run(&run);
+        Ok(run)
+    }
+
+    /// Starts a failed or cancelled run again from its first unfinished step; steps that
+    /// succeeded keep their output and are not repeated.
+    pub async fn retry(&self, run_id: Uuid) -> Result<workflow_runs::Model, EngineError> {
+        let run = self.load(run_id).await?;
+        if !matches!(
+            run.status,
+            WorkflowStatus::Failed | WorkflowStatus::Cancelled
+        ) {
+            return Err(EngineError::InvalidState(format!(
+                "only a failed or cancelled run can be retried; this one is {}",
+                status_word(run.status)
+            )));
+        }
+        if !self.inner.registry.flows.contains_key(&run.kind) {
+            return Err(EngineError::UnknownKind(run.kind));
+        }
+        let ticket = Uuid::now_v7();
+        let now = entity::now();
+        let txn = self.inner.db.begin().await?;
+        let claimed = workflow_runs::Entity::update_many()
+            .col_expr(
+                workflow_runs::Column::Status,
+                Expr::value(WorkflowStatus::Queued),
+            )
+            .col_expr(workflow_runs::Column::Ticket, Expr::value(ticket))
+            .col_expr(
+                workflow_runs::Column::Error,
+                Expr::value(Option::<String>::None),
+            )
+            .col_expr(
+                workflow_runs::Column::FinishedAt,
+                Expr::value(Option::<DateTime<Utc>>::None),
+            )
+            .col_expr(
+                workflow_runs::Column::CancelRequestedAt,
+                Expr::value(Option::<DateTime<Utc>>::None),
+            )
+            .col_expr(workflow_runs::Column::UpdatedAt, Expr::value(now))
+            .filter(workflow_runs::Column::Id.eq(run_id))
+            .filter(workflow_runs::Column::Status.eq(run.status))
+            .exec(&txn)
+            .await?;
+        if claimed.rows_affected == 0 {
+            return Err(EngineError::InvalidState(
+                "the run changed meanwhile; read it again".into(),
+            ));
+        }
+        // Unfinished steps start over with a fresh attempt count; checkpoints stay.
+        workflow_steps::Entity::update_many()
+            .col_expr(
+                workflow_steps::Column::Status,
+                Expr::value(WorkflowStatus::Queued),
+            )
+            .col_expr(workflow_steps::Column::Attempt, Expr::value(0))
+            .col_expr(workflow_steps::Column::UpdatedAt, Expr::value(now))
+            .filter(workflow_steps::Column::RunId.eq(run_id))
+            .filter(workflow_steps::Column::Status.ne(WorkflowStatus::Succeeded))
+            .exec(&txn)
+            .await?;
+        txn.commit().await?;
+        let run = self.load(run_id).await?;
+        self.publish_run(&run);
+        self.inner
+            .queue
+            .enqueue(RunTask { run_id, ticket }, None)
+            .await
+            .map_err(|e| EngineError::Queue(format!("{e:#}")))?;
+        Ok(run)
+    }
+
+    /// Drives the run of `task` as far as it goes now: to its end, to a retry (re-enqueued with
+    /// a delay) or to its cancellation. A stale task (another ticket, a finished run) does
+    /// nothing. An error means the database or queue failed; the queue retries the task.
+    pub async fn process(&self, task: RunTask, worker: &str) -> Result<(), EngineError> {
+        // Queues keep run-at times to the second (apalis on SQLite) or may hand a task out a
+        // little early: a retry is never tried before its backoff is over.
+        if let Some(run) = workflow_runs::Entity::find_by_id(task.run_id)
+            .one(&self.inner.db)
+            .await?
+            && run.ticket == Some(task.ticket)
+            && let Some(due) = run.next_attempt_at
+            && let Ok(early) = (due - Utc::now()).to_std()
+        {
+            if early > Duration::from_secs(5) {
+                return self
+                    .inner
+                    .queue
+                    .enqueue(task, Some(due))
+                    .await
+                    .map_err(|e| EngineError::Queue(format!("{e:#}")));
+            }
+            tokio::time::sleep(early).await;
+        }
+        let now = entity::now();
+        let claimed = workflow_runs::Entity::update_many()
+            .col_expr(
+                workflow_runs::Column::Status,
+                Expr::value(WorkflowStatus::Running),
+            )
+            .col_expr(workflow_runs::Column::Worker, Expr::value(worker))
+            .col_expr(
+                workflow_runs::Column::Attempt,
+                Expr::col(workflow_runs::Column::Attempt).add(1),
+            )
+            .col_expr(
+                workflow_runs::Column::StartedAt,
+                Expr::from(Func::coalesce([
+                    Expr::col(workflow_runs::Column::StartedAt),
+                    Expr::value(now),
+                ])),
+            )
+            .col_expr(
+                workflow_runs::Column::NextAttemptAt,
+                Expr::value(Option::<DateTime<Utc>>::None),
+            )
+            .col_expr(workflow_runs::Column::UpdatedAt, Expr::value(now))
+            .filter(workflow_runs::Column::Id.eq(task.run_id))
+            .filter(workflow_runs::Column::Ticket.eq(task.ticket))
+            .filter(workflow_runs::Column::Status.is_in(ACTIVE))
+            .exec(&self.inner.db)
+            .await?;
+        if claimed.rows_affected == 0 {
+            tracing::debug!(run = %task.run_id, "stale task: the run moved on");
+            return Ok(());
+        }
+        let run = self.load(task.run_id).await?;
+        self.publish_run(&run);
+        let Some(flow) = self.inner.registry.get(&run.kind).cloned() else {
+            let message = format!("no workflow {:?} is registered on this worker", run.kind);
+            self.finish_run(&run, WorkflowStatus::Failed, None, Some(message))
+                .await?;
+            return Ok(());
+        };
+        let steps = workflow_steps::Entity::find()
+            .filter(workflow_steps::Column::RunId.eq(run.id))
+            .order_by_asc(workflow_steps::Column::Position)
+            .all(&self.inner.db)
+            .await?;
+        let mut input = run.input.clone();
+        for step in steps {
+            if step.status == WorkflowStatus::Succeeded {
+                input = step.output.clone().unwrap_or(Value::Null);
+                continue;
+            }
+            let Some(def) = flow.steps().get(step.position as usize) else {
+                let message = format!(
+                    "step {} ({}) is not part of workflow {:?} on this worker",
+                    step.position, step.name, run.kind
+                );
+                self.finish_run(&run, WorkflowStatus::Failed, None, Some(message))
+                    .await?;
+                return Ok(());
+            };
+            if self.cancel_requested(run.id).await? {
+                self.finish_run(&run, WorkflowStatus::Cancelled, None, None)
+                    .await?;
+                return Ok(());
+            }
+            match self.attempt(&run, step, def, input).await? {
+                Attempted::Succeeded(output) => input = output,
+                Attempted::Cancelled => {
+                    self.finish_run(&run, WorkflowStatus::Cancelled, None, None)
+                        .await?;
+                    return Ok(());
+                }
+                Attempted::Failed(message) => {
+                    self.finish_run(&run, WorkflowStatus::Failed, None, Some(message))
+                        .await?;
+                    return Ok(());
+                }
+                Attempted::Retry { delay, message } => {
+                    self.schedule_retry(&run, delay, message).await?;
+                    return Ok(());
+                }
+            }
+        }
+        self.finish_run(&run, WorkflowStatus::Succeeded, Some(input), None)
+            .await?;
+        Ok(())
+    }
+
+    /// One attempt of one step, recorded before and after.
+    async fn attempt(
+        &self,
+        run: &workflow_runs::Model,
+        step: workflow_steps::Model,
+        def: &StepDef,
+        input: Value,
+    ) -> Result<Attempted, EngineError> {
+        let attempt = step.attempt + 1;
+        let mut row = step.clone().into_active_model();
+        row.status = Set(WorkflowStatus::Running);
+        row.attempt = Set(attempt);
+        row.started_at = Set(Some(entity::now()));
+        row.finished_at = Set(None);
+        let step = row.update(&self.inner.db).await?;
+        self.publish_step(run, &step);
+
+        let checkpoint: BTreeMap<String, Value> = match &step.checkpoint {
+            Some(Value::Object(map)) => map.clone().into_iter().collect(),
+            _ => BTreeMap::new(),
+        };
+        let (cancel_tx, cancel_rx) = watch::channel(false);
+        let ctx = StepCtx {
+            engine: self.clone(),
+            run_id: run.id,
+            step_id: step.id,
+            position: step.position,
+            attempt,
+            organization_id: run.organization_id,
+            cluster_id: run.cluster_id,
+            cancel: cancel_rx,
+            checkpoint: Arc::new(Mutex::new(checkpoint)),
+        };
+        let outcome = self.run_step(def, ctx, input, cancel_tx).await;
+
+        let mut row = step.clone().into_active_model();
+        row.finished_at = Set(Some(entity::now()));
+        let result = match outcome {
+            StepOutcome::Done(Ok(output)) => {
+                row.status = Set(WorkflowStatus::Succeeded);
+                row.output = Set(Some(output.clone()));
+                row.error = Set(None);
+                Attempted::Succeeded(output)
+            }
+            StepOutcome::Cancelled => {
+                row.status = Set(WorkflowStatus::Cancelled);
+                row.error = Set(Some("cancelled".into()));
+                Attempted::Cancelled
+            }
+            StepOutcome::Done(Err(e)) => {
+                let exhausted = attempt as u32 >= def.retry.max_attempts;
+                row.error = Set(Some(e.message.clone()));
+                if e.permanent || exhausted {
+                    row.status = Set(WorkflowStatus::Failed);
+                    let why = if e.permanent {
+                        String::new()
+                    } else {
+                        format!(" (attempt {attempt} of {})", def.retry.max_attempts)
+                    };
+                    Attempted::Failed(format!("step {} failed{why}: {}", def.name, e.message))
+                } else {
+                    row.status = Set(WorkflowStatus::Retrying);
+                    Attempted::Retry {
+                        delay: def.retry.delay_after(attempt as u32),
+                        message: format!(
+                            "step {} failed (attempt {attempt} of {}): {}",
+                            def.name, def.retry.max_attempts, e.message
+                        ),
+                    }
+                }
+            }
+        };
+        let step = row.update(&self.inner.db).await?;
+        self.publish_step(run, &step);
+        Ok(result)
+    }
+
+    /// Runs the step body in its own task (a panic fails the attempt, not the worker), under
+    /// its timeout, watching for cancellation.
+    async fn run_step(
+        &self,
+        def: &StepDef,
+        ctx: StepCtx,
+        input: Value,
+        cancel_tx: watch::Sender<bool>,
+    ) -> StepOutcome {
+        let run_id = ctx.run_id;
+        let mut cancelled = ctx.cancel.clone();
+        let mut body = tokio::spawn((def.run)(ctx, input));
+        let watcher = {
+            let engine = self.clone();
+            tokio::spawn(async move {
+                // The run was checked just before the step started: the first look is one
+                // period later.
+                let period = engine.inner.settings.cancel_poll;
+                let mut tick =
+                    tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+                loop {
+                    tick.tick().await;
+                    if engine.cancel_requested(run_id).await.unwrap_or(false) {
+                        let _ = cancel_tx.send(true);
+                        return;
+                    }
+                }
+            })
+        };
+        let _stop_watcher = AbortOnDrop(watcher);
+        let timeout = tokio::time::sleep(def.timeout);
+        tokio::pin!(timeout);
+        enum First {
+            Body(Result<Result<Value, StepError>, tokio::task::JoinError>),
+            TimedOut,
+            Cancelled,
+        }
+        let first = tokio::select! {
+            joined = &mut body => First::Body(joined),
+            _ = &mut timeout => First::TimedOut,
+            _ = async { let _ = cancelled.wait_for(|c| *c).await; } => First::Cancelled,
+        };
+        let joined = match first {
+            First::Body(joined) => joined,
+            First::TimedOut => {
+                body.abort();
+                return StepOutcome::Done(Err(StepError::retryable(format!(
+                    "timed out after {}",
+                    humanize(def.timeout)
+                ))));
+            }
+            First::Cancelled => {
+                // Cooperative first: the step sees `is_cancelled` and may finish cleanly.
+                return match tokio::time::timeout(self.inner.settings.cancel_grace, &mut body).await
+                {
+                    Ok(Ok(Ok(output))) => StepOutcome::Done(Ok(output)),
+                    _ => {
+                        body.abort();
+                        StepOutcome::Cancelled
+                    }
+                };
+            }
+        };
+        match joined {
+            // The body saw the cancellation first and stopped with an error: still a cancel
+            // (otherwise a run cancelled mid-step would end FAILED, depending on which task
+            // the scheduler woke first).
+            Ok(Err(_)) if *cancelled.borrow() => StepOutcome::Cancelled,
+            Ok(result) => StepOutcome::Done(result),
+            Err(e) if e.is_panic() => {
+                StepOutcome::Done(Err(StepError::retryable("the step panicked")))
+            }
+            Err(_) => StepOutcome::Cancelled,
+        }
+    }
+
+    async fn cancel_requested(&self, run_id: Uuid) -> Result<bool, DbErr> {
+        let run = workflow_runs::Entity::find_by_id(run_id)
+            .one(&self.inner.db)
+            .await?;
+        Ok(run.is_none_or(|r| r.cancel_requested_at.is_some()))
+    }
+
+    async fn schedule_retry(
+        &self,
+        run: &workflow_runs::Model,
+        delay: Duration,
+        message: String,
+    ) -> Result<(), EngineError> {
+        let ticket = Uuid::now_v7();
+        let due = Utc::now() + chrono::Duration::from_std(delay).unwrap_or_default();
+        let mut row = self.load(run.id).await?.into_active_model();
+        row.status = Set(WorkflowStatus::Retrying);
+        row.ticket = Set(Some(ticket));
+        row.next_attempt_at = Set(Some(due));
+        row.error = Set(Some(message));
+        let updated = row.update(&self.inner.db).await?;
+        self.publish_run(&updated);
+        self.inner
+            .queue
+            .enqueue(
+                RunTask {
+                    run_id: run.id,
+                    ticket,
+                },
+                Some(due),
+            )
+            .await
+            .map_err(|e| EngineError::Queue(format!("{e:#}")))
+    }
+
+    async fn finish_run(
+        &self,
+        run: &workflow_runs::Model,
+        status: WorkflowStatus,
+        output: Option<Value>,
+        error: Option<String>,
+    ) -> Result<(), EngineError> {
+        let mut row = self.load(run.id).await?.into_active_model();
+        row.status = Set(status);
+        row.output = Set(output);
+        row.error = Set(error);
+        row.ticket = Set(None);
+        row.next_attempt_at = Set(None);
+        row.finished_at = Set(Some(entity::now()));
+        let updated = row.update(&self.inner.db).await?;
+        if status != WorkflowStatus::Succeeded {
+            self.cancel_remaining_steps(run.id).await?;
+        }
+        self.publish_run(&updated);
+        Ok(())
+    }
+
+    /// Steps that never ran (or were waiting for a retry) of a finished run end as cancelled;
+    /// `started_at` tells those that ran from those that did not.
+    async fn cancel_remaining_steps(&self, run_id: Uuid) -> Result<(), DbErr> {
+        let now = entity::now();
+        workflow_steps::Entity::update_many()
+            .col_expr(
+                workflow_steps::Column::Status,
+                Expr::value(WorkflowStatus::Cancelled),
+            )
+            .col_expr(workflow_steps::Column::UpdatedAt, Expr::value(now))
+            .filter(workflow_steps::Column::RunId.eq(run_id))
+            .filter(
+                workflow_steps::Column::Status
+                    .is_in([WorkflowStatus::Queued, WorkflowStatus::Retrying]),
+            )
+            .exec(&self.inner.db)
+            .await?;
+        Ok(())
+    }
+
+    async fn load(&self, run_id: Uuid) -> Result<workflow_runs::Model, EngineError> {
+        workflow_runs::Entity::find_by_id(run_id)
+            .one(&self.inner.db)
+            .await?
+            .ok_or(EngineError::NotFound)
+    }
+
+    pub(crate) async fn append_log(
+        &self,
+        run_id: Uuid,
+        organization_id: Option<Uuid>,
+        step_id: Option<Uuid>,
+        level: &str,
+        message: String,
+    ) -> Result<(), DbErr> {
+        let mut row = workflow_logs::ActiveModel::new();
+        row.run_id = Set(run_id);
+        row.step_id = Set(step_id);
+        row.level = Set(level.to_owned());
+        row.message = Set(message.clone());
+        let row = row.insert(&self.inner.db).await?;
+        self.inner.bus.publish(Event::WorkflowLogAppended {
+            run_id,
+            organization_id,
+            step_id,
+            log_id: row.id,
+            level: level.to_owned(),
+            message,
+        });
+        Ok(())
+    }
+
+    pub(crate) async fn store_checkpoint(&self, step_id: Uuid, value: Value) -> Result<(), DbErr> {
+        workflow_steps::Entity::update_many()
+            .col_expr(workflow_steps::Column::Checkpoint, Expr::value(value))
+            .col_expr(
+                workflow_steps::Column::UpdatedAt,
+                Expr::value(entity::now()),
+            )
+            .filter(workflow_steps::Column::Id.eq(step_id))
+            .exec(&self.inner.db)
+            .await?;
+        Ok(())
+    }
+
+    fn publish_run(&self, run: &workflow_runs::Model) {
+        self.inner.bus.publish(Event::WorkflowRunUpdated {
+            run_id: run.id,
+            organization_id: run.organization_id,
+            cluster_id: run.cluster_id,
+            kind: run.kind.clone(),
+            status: run.status,
+        });
+    }
+
+    fn publish_step(&self, run: &workflow_runs::Model, step: &workflow_steps::Model) {
+        self.inner.bus.publish(Event::WorkflowStepUpdated {
+            run_id: run.id,
+            organization_id: run.organization_id,
+            step_id: step.id,
+            position: step.position,
+            name: step.name.clone(),
+            status: step.status,
+            attempt: step.attempt,
+        });
+    }
+}
+
+enum Attempted {
+    Succeeded(Value),
+    Cancelled,
+    Failed(String),
+    Retry { delay: Duration, message: String },
+}
+
+enum StepOutcome {
+    Done(Result<Value, StepError>),
+    Cancelled,
+}
+
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// The lower-case word of a status, for messages.
+pub fn status_word(status: WorkflowStatus) -> &'static str {
+    match status {
+        WorkflowStatus::Queued => "queued",
+        WorkflowStatus::Running => "running",
+        WorkflowStatus::Succeeded => "succeeded",
+        WorkflowStatus::Failed => "failed",
+        WorkflowStatus::Cancelled => "cancelled",
+        WorkflowStatus::Retrying => "retrying",
+    }
+}
+
+fn humanize(d: Duration) -> String {
+    if d.as_millis() < 1000 {
+        format!("{} ms", d.as_millis())
+    } else {
+        format!("{} s", d.as_secs_f64())
+    }
+}

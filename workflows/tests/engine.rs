@@ -1,0 +1,533 @@
+//! The engine against a real database and queue, with workflows that really sleep, fail, time
+//! out and get cancelled: apalis on SQLite (the embedded default) here; the Redis queue and
+//! real worker processes are covered by the API's tests.
+
+use std::{sync::Arc, time::Duration};
+
+use bus::{Event, EventBus};
+use entity::{enums::WorkflowStatus, workflow_logs, workflow_runs, workflow_steps};
+use futures_util::StreamExt;
+use migration::{Migrator, MigratorTrait};
+use sea_orm::{ColumnTrait, Database, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder};
+use serde_json::json;
+use tokio::sync::oneshot;
+use uuid::Uuid;
+use workflows::{
+    Engine, EngineSettings, Registry, StartRun,
+    runtime::{SqliteRunQueue, unique_worker_name},
+    testing,
+};
+
+struct Harness {
+    engine: Engine,
+    db: DatabaseConnection,
+    bus: EventBus,
+    _stop: oneshot::Sender<()>,
+    _dir: tempfile::TempDir,
+}
+
+async fn harness() -> Harness {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
+    let db = Database::connect(&url).await.unwrap();
+    Migrator::up(&db, None).await.unwrap();
+    let queue = SqliteRunQueue::setup(db.get_sqlite_connection_pool())
+        .await
+        .unwrap();
+    let bus = EventBus::in_process();
+    let mut registry = Registry::new();
+    testing::register(&mut registry);
+    let engine = Engine::new(
+        db.clone(),
+        bus.clone(),
+        registry,
+        Arc::new(queue.clone()),
+        EngineSettings {
+            cancel_poll: Duration::from_millis(50),
+            cancel_grace: Duration::from_secs(2),
+        },
+    );
+    let (stop, stopped) = oneshot::channel::<()>();
+    tokio::spawn(
+        queue.run_workers(engine.clone(), unique_worker_name("test"), 8, async move {
+            let _ = stopped.await;
+        }),
+    );
+    Harness {
+        engine,
+        db,
+        bus,
+        _stop: stop,
+        _dir: dir,
+    }
+}
+
+fn start(kind: &str, input: serde_json::Value) -> StartRun {
+    StartRun {
+        kind: kind.into(),
+        input,
+        ..Default::default()
+    }
+}
+
+async fn run_of(db: &DatabaseConnection, id: Uuid) -> workflow_runs::Model {
+    workflow_runs::Entity::find_by_id(id)
+        .one(db)
+        .await
+        .unwrap()
+        .unwrap()
+}
+
+async fn steps_of(db: &DatabaseConnection, id: Uuid) -> Vec<workflow_steps::Model> {
+    workflow_steps::Entity::find()
+        .filter(workflow_steps::Column::RunId.eq(id))
+        .order_by_asc(workflow_steps::Column::Position)
+        .all(db)
+        .await
+        .unwrap()
+}
+
+/// Polls until the run reaches `status` or the time is up.
+async fn wait_for(
+    db: &DatabaseConnection,
+    id: Uuid,
+    status: WorkflowStatus,
+    within: Duration,
+) -> workflow_runs::Model {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let run = run_of(db, id).await;
+        if run.status == status {
+            return run;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "run {id} is {:?} (error {:?}), not {status:?}, after {within:?}",
+            run.status,
+            run.error
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_run_goes_through_its_steps_and_records_each() {
+    let h = harness().await;
+    let mut events = Box::pin(h.bus.subscribe());
+    let (run, created) = h
+        .engine
+        .start(start(testing::SLEEP, json!({"ms": 50})))
+        .await
+        .unwrap();
+    assert!(created);
+    assert_eq!(run.status, WorkflowStatus::Queued);
+    let done = wait_for(
+        &h.db,
+        run.id,
+        WorkflowStatus::Succeeded,
+        Duration::from_secs(20),
+    )
+    .await;
+    assert_eq!(done.output, Some(json!(50)));
+    assert!(done.started_at.is_some() && done.finished_at.is_some());
+    let steps = steps_of(&h.db, run.id).await;
+    let names: Vec<_> = steps
+        .iter()
+        .map(|s| (s.name.as_str(), s.status, s.attempt))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            ("sleep", WorkflowStatus::Succeeded, 1),
+            ("done", WorkflowStatus::Succeeded, 1)
+        ]
+    );
+    assert_eq!(steps[0].output, Some(json!(50)));
+    let logs = workflow_logs::Entity::find()
+        .filter(workflow_logs::Column::RunId.eq(run.id))
+        .order_by_asc(workflow_logs::Column::CreatedAt)
+        .all(&h.db)
+        .await
+        .unwrap();
+    let lines: Vec<_> = logs.iter().map(|l| l.message.as_str()).collect();
+    assert_eq!(lines, ["sleeping 50 ms", "woke up"]);
+    assert!(logs.iter().all(|l| l.step_id == Some(steps[0].id)));
+
+    // Run, step and log changes were published, ending with the run's success.
+    let mut seen = Vec::new();
+    while let Ok(Some(event)) =
+        tokio::time::timeout(Duration::from_millis(200), events.next()).await
+    {
+        seen.push(event);
+    }
+    assert!(seen.iter().any(|e| matches!(e, Event::WorkflowStepUpdated { name, status: WorkflowStatus::Running, .. } if name == "sleep")));
+    assert!(
+        seen.iter().any(
+            |e| matches!(e, Event::WorkflowLogAppended { message, .. } if message == "woke up")
+        )
+    );
+    assert!(matches!(
+        seen.iter()
+            .rev()
+            .find(|e| matches!(e, Event::WorkflowRunUpdated { .. })),
+        Some(Event::WorkflowRunUpdated {
+            status: WorkflowStatus::Succeeded,
+            ..
+        })
+    ));
+}
+
+#[tokio::test]
+async fn failing_steps_are_retried_with_backoff_then_succeed() {
+    let h = harness().await;
+    let began = std::time::Instant::now();
+    let (run, _) = h
+        .engine
+        .start(start(testing::FLAKY, json!({"fail_times": 2})))
+        .await
+        .unwrap();
+    let done = wait_for(
+        &h.db,
+        run.id,
+        WorkflowStatus::Succeeded,
+        Duration::from_secs(20),
+    )
+    .await;
+    // Delays of 200 ms then 400 ms (no jitter) came before the third attempt.
+    assert!(
+        began.elapsed() >= Duration::from_millis(600),
+        "{:?}",
+        began.elapsed()
+    );
+    assert_eq!(done.output, Some(json!(3)));
+    let step = &steps_of(&h.db, run.id).await[1];
+    assert_eq!((step.status, step.attempt), (WorkflowStatus::Succeeded, 3));
+    assert_eq!(step.error, None);
+}
+
+#[tokio::test]
+async fn a_step_out_of_attempts_fails_the_run_and_says_why() {
+    let h = harness().await;
+    let (run, _) = h
+        .engine
+        .start(start(testing::FLAKY, json!({"fail_times": 5})))
+        .await
+        .unwrap();
+    let failed = wait_for(
+        &h.db,
+        run.id,
+        WorkflowStatus::Failed,
+        Duration::from_secs(20),
+    )
+    .await;
+    assert_eq!(
+        failed.error.as_deref(),
+        Some("step flaky failed (attempt 3 of 3): planned failure 3 of 5")
+    );
+    let step = &steps_of(&h.db, run.id).await[1];
+    assert_eq!((step.status, step.attempt), (WorkflowStatus::Failed, 3));
+}
+
+#[tokio::test]
+async fn a_permanent_error_is_not_retried() {
+    let h = harness().await;
+    let (run, _) = h
+        .engine
+        .start(start(
+            testing::FLAKY,
+            json!({"fail_times": 5, "permanent": true}),
+        ))
+        .await
+        .unwrap();
+    let failed = wait_for(
+        &h.db,
+        run.id,
+        WorkflowStatus::Failed,
+        Duration::from_secs(20),
+    )
+    .await;
+    assert_eq!(
+        failed.error.as_deref(),
+        Some("step flaky failed: planned failure 1 of 5")
+    );
+    assert_eq!(steps_of(&h.db, run.id).await[1].attempt, 1);
+}
+
+#[tokio::test]
+async fn a_step_that_outlives_its_timeout_is_stopped_and_retried() {
+    let h = harness().await;
+    let began = std::time::Instant::now();
+    let (run, _) = h
+        .engine
+        .start(start(testing::TIMEOUT, json!({})))
+        .await
+        .unwrap();
+    let failed = wait_for(
+        &h.db,
+        run.id,
+        WorkflowStatus::Failed,
+        Duration::from_secs(20),
+    )
+    .await;
+    assert!(began.elapsed() < Duration::from_secs(10));
+    assert_eq!(
+        failed.error.as_deref(),
+        Some("step slow failed (attempt 2 of 2): timed out after 300 ms")
+    );
+}
+
+#[tokio::test]
+async fn cancelling_a_running_run_stops_its_step_and_records_what_ran() {
+    let h = harness().await;
+    let (run, _) = h
+        .engine
+        .start(start(testing::SLEEP, json!({"ms": 60_000})))
+        .await
+        .unwrap();
+    wait_for(
+        &h.db,
+        run.id,
+        WorkflowStatus::Running,
+        Duration::from_secs(20),
+    )
+    .await;
+    // Let the step start.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let began = std::time::Instant::now();
+    h.engine.cancel(run.id).await.unwrap();
+    let cancelled = wait_for(
+        &h.db,
+        run.id,
+        WorkflowStatus::Cancelled,
+        Duration::from_secs(10),
+    )
+    .await;
+    assert!(
+        began.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        began.elapsed()
+    );
+    assert!(cancelled.cancel_requested_at.is_some() && cancelled.finished_at.is_some());
+    let steps = steps_of(&h.db, run.id).await;
+    assert_eq!(steps[0].status, WorkflowStatus::Cancelled);
+    assert!(steps[0].started_at.is_some(), "the first step ran");
+    assert_eq!(steps[1].status, WorkflowStatus::Cancelled);
+    assert!(steps[1].started_at.is_none(), "the second step never ran");
+    // A finished run cannot be cancelled again.
+    assert!(h.engine.cancel(run.id).await.is_err());
+}
+
+#[tokio::test]
+async fn retrying_a_failed_run_resumes_at_the_failed_step() {
+    let h = harness().await;
+    let (run, _) = h
+        .engine
+        .start(start(testing::FLAKY, json!({"fail_times": 3})))
+        .await
+        .unwrap();
+    wait_for(
+        &h.db,
+        run.id,
+        WorkflowStatus::Failed,
+        Duration::from_secs(20),
+    )
+    .await;
+    let retried = h.engine.retry(run.id).await.unwrap();
+    assert_eq!(
+        (retried.status, retried.error),
+        (WorkflowStatus::Queued, None)
+    );
+    assert!(
+        h.engine.retry(run.id).await.is_err(),
+        "a queued run is not retried twice"
+    );
+    // The step's fourth attempt overall (the first of the retry) succeeds; `prepare`, which
+    // had succeeded, is not run again.
+    let done = wait_for(
+        &h.db,
+        run.id,
+        WorkflowStatus::Succeeded,
+        Duration::from_secs(20),
+    )
+    .await;
+    assert_eq!(done.output, Some(json!(1)));
+    let steps = steps_of(&h.db, run.id).await;
+    assert_eq!(
+        (steps[0].status, steps[0].attempt),
+        (WorkflowStatus::Succeeded, 1)
+    );
+    assert_eq!(
+        (steps[1].status, steps[1].attempt),
+        (WorkflowStatus::Succeeded, 1)
+    );
+    assert_eq!(steps[1].checkpoint, Some(json!({"failures": 3})));
+}
+
+#[tokio::test]
+async fn the_same_idempotency_key_returns_the_same_run() {
+    let h = harness().await;
+    let req = StartRun {
+        idempotency_key: Some("key-1".into()),
+        ..start(testing::SLEEP, json!({"ms": 1}))
+    };
+    let (first, created) = h.engine.start(req.clone()).await.unwrap();
+    assert!(created);
+    let (second, created_again) = h.engine.start(req.clone()).await.unwrap();
+    assert!(!created_again);
+    assert_eq!(first.id, second.id);
+    let (other, _) = h
+        .engine
+        .start(StartRun {
+            idempotency_key: Some("key-2".into()),
+            ..req.clone()
+        })
+        .await
+        .unwrap();
+    assert_ne!(other.id, first.id);
+    // Concurrent starts with one key make one run.
+    let key = StartRun {
+        idempotency_key: Some("key-3".into()),
+        ..req
+    };
+    let results = futures_util::future::join_all((0..8).map(|_| h.engine.start(key.clone()))).await;
+    let ids: std::collections::HashSet<Uuid> =
+        results.into_iter().map(|r| r.unwrap().0.id).collect();
+    assert_eq!(ids.len(), 1);
+    wait_for(
+        &h.db,
+        first.id,
+        WorkflowStatus::Succeeded,
+        Duration::from_secs(20),
+    )
+    .await;
+    let runs = workflow_runs::Entity::find().all(&h.db).await.unwrap();
+    assert_eq!(runs.len(), 3);
+}
+
+#[tokio::test]
+async fn a_side_effect_recorded_as_done_is_not_repeated_by_a_later_attempt() {
+    let h = harness().await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("effects.log");
+    let (run, _) = h
+        .engine
+        .start(start(
+            testing::SIDE_EFFECT,
+            json!({"file": file.display().to_string(), "ms": 10}),
+        ))
+        .await
+        .unwrap();
+    wait_for(
+        &h.db,
+        run.id,
+        WorkflowStatus::Succeeded,
+        Duration::from_secs(20),
+    )
+    .await;
+    let step = &steps_of(&h.db, run.id).await[0];
+    assert_eq!(step.checkpoint, Some(json!({"appended": 1})));
+    // A retry of the whole run repeats nothing already done: the step succeeded and is
+    // skipped, so the file has exactly one effect line and one `after`.
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert_eq!(
+        text.lines().collect::<Vec<_>>(),
+        ["effect attempt 1", "after"]
+    );
+}
+
+#[tokio::test]
+async fn unknown_kinds_are_refused() {
+    let h = harness().await;
+    let err = h.engine.start(start("nope", json!({}))).await.unwrap_err();
+    assert_eq!(err.to_string(), "unknown workflow kind \"nope\"");
+}
+
+#[tokio::test]
+async fn one_housekeeping_run_per_period_however_many_instances_tick() {
+    use workflows::housekeeping::{self, Scheduler};
+    let h = harness().await;
+    // The harness registry lacks housekeeping; a second engine on the same database and
+    // queue stands for another instance.
+    let scheduler = Scheduler {
+        period: Duration::from_secs(3600),
+        run_retention: Duration::from_secs(7 * 86_400),
+    };
+    let mut registry = Registry::new();
+    housekeeping::register(&mut registry);
+    let queue = SqliteRunQueue::setup(h.db.get_sqlite_connection_pool())
+        .await
+        .unwrap();
+    let engines: Vec<Engine> = (0..3)
+        .map(|_| {
+            Engine::new(
+                h.db.clone(),
+                h.bus.clone(),
+                registry.clone(),
+                Arc::new(queue.clone()),
+                EngineSettings::default(),
+            )
+        })
+        .collect();
+    let created = futures_util::future::join_all(engines.iter().map(|e| scheduler.tick(e))).await;
+    let created: Vec<bool> = created.into_iter().map(Result::unwrap).collect();
+    assert_eq!(created.iter().filter(|c| **c).count(), 1, "{created:?}");
+    let runs = workflow_runs::Entity::find()
+        .filter(workflow_runs::Column::Kind.eq(housekeeping::KIND))
+        .all(&h.db)
+        .await
+        .unwrap();
+    assert_eq!(runs.len(), 1);
+    assert_eq!(runs[0].organization_id, None);
+    assert!(
+        runs[0]
+            .idempotency_key
+            .as_deref()
+            .unwrap()
+            .starts_with("housekeeping@")
+    );
+}
+
+#[tokio::test]
+async fn housekeeping_prunes_finished_runs_past_retention_only() {
+    use workflows::housekeeping;
+    let h = harness().await;
+    let (old, _) = h
+        .engine
+        .start(start(testing::SLEEP, json!({"ms": 1})))
+        .await
+        .unwrap();
+    wait_for(
+        &h.db,
+        old.id,
+        WorkflowStatus::Succeeded,
+        Duration::from_secs(20),
+    )
+    .await;
+    let (active, _) = h
+        .engine
+        .start(start(testing::SLEEP, json!({"ms": 60_000})))
+        .await
+        .unwrap();
+    // Everything finished before now + 1 s is past a retention that ends then.
+    let cutoff = chrono::Utc::now() + chrono::Duration::seconds(1);
+    let pruned = housekeeping::prune_runs(&h.db, cutoff).await.unwrap();
+    assert_eq!(pruned, 1);
+    assert!(
+        workflow_runs::Entity::find_by_id(old.id)
+            .one(&h.db)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        steps_of(&h.db, old.id).await.is_empty(),
+        "steps go with their run"
+    );
+    assert!(
+        workflow_runs::Entity::find_by_id(active.id)
+            .one(&h.db)
+            .await
+            .unwrap()
+            .is_some()
+    );
+}
