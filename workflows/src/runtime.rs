@@ -62,11 +62,12 @@ impl SqliteRunQueue {
         concurrency: usize,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        // Without a strategy an idle worker only looks again when something else wakes it;
-        // a short interval keeps the pickup latency of a new run low.
+        // Without a strategy an idle worker only looks again when something else wakes it.
+        // Each look is a (short) write transaction on the application's own SQLite file, so
+        // it is not too frequent: a quarter second of pickup latency for the embedded default.
         let backend = self
             .storage
-            .poll_with_strategy(Strategy::new().interval(Duration::from_millis(100)));
+            .poll_with_strategy(Strategy::new().interval(Duration::from_millis(250)));
         WorkerBuilder::new(name.as_str())
             .backend(backend)
             .data(engine)
