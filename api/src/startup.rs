@@ -150,7 +150,7 @@ impl Application {
             );
             tokio::spawn(
                 Scheduler {
-                    period: housekeeping_period(),
+                    period: HOUSEKEEPING_PERIOD,
                     run_retention: settings.run_retention,
                 }
                 .run(state.engine.clone()),
@@ -217,9 +217,7 @@ fn registry(config: &Config) -> Registry {
 }
 
 /// How often the housekeeping run starts.
-fn housekeeping_period() -> std::time::Duration {
-    std::time::Duration::from_secs(3600)
-}
+const HOUSEKEEPING_PERIOD: std::time::Duration = std::time::Duration::from_secs(3600);
 
 /// The job queue: Redis when `redis_url` is set; else apalis on SQLite in the application's
 /// own SQLite database. PostgreSQL without Redis has no durable queue, so it is refused.

@@ -28,7 +28,7 @@ use chrono::{DateTime, Utc};
 use entity::{enums::WorkflowStatus, workflow_logs, workflow_runs, workflow_steps};
 use futures_util::future::BoxFuture;
 use sea_orm::{
-    ActiveModelBehavior, ActiveModelTrait,
+    ActiveEnum, ActiveModelBehavior, ActiveModelTrait,
     ActiveValue::Set,
     ColumnTrait, DatabaseConnection, DbErr, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder,
     SqlErr, TransactionTrait,
@@ -304,7 +304,7 @@ impl Engine {
         if is_finished(run.status) {
             return Err(EngineError::InvalidState(format!(
                 "the run is already {}",
-                status_word(run.status)
+                run.status.to_value()
             )));
         }
         let now = entity::now();
@@ -353,7 +353,7 @@ impl Engine {
         ) {
             return Err(EngineError::InvalidState(format!(
                 "only a failed or cancelled run can be retried; this one is {}",
-                status_word(run.status)
+                run.status.to_value()
             )));
         }
         if !self.inner.registry.flows.contains_key(&run.kind) {
@@ -692,7 +692,8 @@ impl Engine {
     ) -> Result<(), EngineError> {
         let ticket = Uuid::now_v7();
         let due = Utc::now() + chrono::Duration::from_std(delay).unwrap_or_default();
-        let mut row = self.load(run.id).await?.into_active_model();
+        // Only the fields set below are written: a cancellation requested meanwhile stays.
+        let mut row = run.clone().into_active_model();
         row.status = Set(WorkflowStatus::Retrying);
         row.ticket = Set(Some(ticket));
         row.next_attempt_at = Set(Some(due));
@@ -719,7 +720,8 @@ impl Engine {
         output: Option<Value>,
         error: Option<String>,
     ) -> Result<(), EngineError> {
-        let mut row = self.load(run.id).await?.into_active_model();
+        // Only the fields set below are written: a cancellation requested meanwhile stays.
+        let mut row = run.clone().into_active_model();
         row.status = Set(status);
         row.output = Set(output);
         row.error = Set(error);
@@ -839,18 +841,6 @@ struct AbortOnDrop(tokio::task::JoinHandle<()>);
 impl Drop for AbortOnDrop {
     fn drop(&mut self) {
         self.0.abort();
-    }
-}
-
-/// The lower-case word of a status, for messages.
-pub fn status_word(status: WorkflowStatus) -> &'static str {
-    match status {
-        WorkflowStatus::Queued => "queued",
-        WorkflowStatus::Running => "running",
-        WorkflowStatus::Succeeded => "succeeded",
-        WorkflowStatus::Failed => "failed",
-        WorkflowStatus::Cancelled => "cancelled",
-        WorkflowStatus::Retrying => "retrying",
     }
 }
 

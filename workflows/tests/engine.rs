@@ -405,7 +405,7 @@ async fn the_same_idempotency_key_returns_the_same_run() {
 }
 
 #[tokio::test]
-async fn a_side_effect_recorded_as_done_is_not_repeated_by_a_later_attempt() {
+async fn a_side_effect_is_recorded_as_done_in_the_step_checkpoint() {
     let h = harness().await;
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("effects.log");
@@ -426,8 +426,8 @@ async fn a_side_effect_recorded_as_done_is_not_repeated_by_a_later_attempt() {
     .await;
     let step = &steps_of(&h.db, run.id).await[0];
     assert_eq!(step.checkpoint, Some(json!({"appended": 1})));
-    // A retry of the whole run repeats nothing already done: the step succeeded and is
-    // skipped, so the file has exactly one effect line and one `after`.
+    // One effect line and one `after`. (That a later attempt skips a recorded effect is
+    // tested with a killed worker process: api/tests/api/worker_crash.rs.)
     let text = std::fs::read_to_string(&file).unwrap();
     assert_eq!(
         text.lines().collect::<Vec<_>>(),

@@ -7,14 +7,13 @@
 //! it, and a run left `QUEUED` forever would block its cluster. Both actions are audited.
 
 use entity::workflow_runs;
-use sea_orm::EntityTrait;
+use sea_orm::{ActiveEnum, EntityTrait};
 use serde_json::json;
 use workflows::{
     RunTask,
     console::{
         CancelOutcome, ConsoleError, Job, JobConsole, JobPage, JobQuery, QueueSummary, RetryOutcome,
     },
-    engine::status_word,
 };
 
 use crate::{
@@ -171,7 +170,7 @@ async fn cancel_carried_run(state: &AppState, job: Option<&Job>) -> Result<Optio
         // Finished meanwhile: nothing to do.
         Err(workflows::EngineError::InvalidState(_)) => Ok(None),
         Err(e) => {
-            tracing::warn!(error = %e, run = %run.id, status = status_word(run.status), "could not cancel the run of a cancelled job");
+            tracing::warn!(error = %e, run = %run.id, status = %run.status.to_value(), "could not cancel the run of a cancelled job");
             Ok(None)
         }
     }
