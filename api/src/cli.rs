@@ -1,5 +1,6 @@
 //! The `autoglue` command line: `serve` (default), `migrate`, `schema`, `version`.
 
+use entity::WriteTxn as _;
 use std::path::PathBuf;
 
 use anyhow::Context;
@@ -195,10 +196,10 @@ async fn rotate_master(
     new: &vault::MasterKey,
 ) -> anyhow::Result<(usize, usize)> {
     use entity::{organization_data_keys, signing_keys};
-    use sea_orm::{ActiveModelTrait, EntityTrait, Set, TransactionTrait};
+    use sea_orm::{ActiveModelTrait, EntityTrait, Set};
     use vault::SealContext;
 
-    let txn = conn.begin().await?;
+    let txn = conn.begin_write().await?;
     let org_keys = organization_data_keys::Entity::find().all(&txn).await?;
     let orgs = org_keys.len();
     for row in org_keys {

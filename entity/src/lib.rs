@@ -8,6 +8,8 @@
 
 mod behavior;
 pub use behavior::now;
+mod write_txn;
+pub use write_txn::WriteTxn;
 pub mod enums;
 pub mod prelude;
 

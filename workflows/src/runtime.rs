@@ -63,12 +63,12 @@ impl SqliteRunQueue {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         // Without a strategy an idle worker only looks again when something else wakes it.
-        // Each look is a (short) write transaction on the application's own SQLite file, and
-        // a request's read-then-write transaction that meets it can fail with SQLITE_BUSY: so
-        // not too often. Up to a second of pickup latency for the embedded default.
+        // Each look is one short write statement on the application's own SQLite file; the
+        // application's write transactions begin IMMEDIATE (`entity::WriteTxn`), so they wait
+        // for it under the busy timeout instead of failing on the lock upgrade.
         let backend = self
             .storage
-            .poll_with_strategy(Strategy::new().interval(Duration::from_secs(1)));
+            .poll_with_strategy(Strategy::new().interval(Duration::from_millis(200)));
         WorkerBuilder::new(name.as_str())
             .backend(backend)
             .data(engine)

@@ -6,6 +6,7 @@
 //! process can verify tokens through `/.well-known/jwks.json` alone. Each process caches the
 //! keys and reloads them when it meets a `kid` it does not know (another instance rotated).
 
+use entity::WriteTxn as _;
 use std::{
     collections::HashMap,
     sync::{Arc, RwLock},
@@ -20,7 +21,7 @@ use entity::{enums::SigningKeyAlgorithm, signing_keys};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use sea_orm::{
     ActiveModelBehavior, ActiveModelTrait, ColumnTrait, Condition, DatabaseConnection, EntityTrait,
-    QueryFilter, QueryOrder, Set, TransactionTrait,
+    QueryFilter, QueryOrder, Set,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -240,7 +241,7 @@ pub async fn rotate(
     instance_key: &DataKey,
     access_ttl: Duration,
 ) -> anyhow::Result<String> {
-    let txn = db.begin().await?;
+    let txn = db.begin_write().await?;
     let now = Utc::now();
     let retiring = signing_keys::Entity::find()
         .filter(signing_keys::Column::RetiredAt.is_null())

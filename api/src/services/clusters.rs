@@ -8,6 +8,7 @@
 //! are the load balancers with its `cluster_id` and that purpose, at most one each.
 
 use anyhow::Context;
+use entity::WriteTxn as _;
 use entity::{
     cluster_metadata, clusters, dns_records,
     enums::{
@@ -18,7 +19,7 @@ use entity::{
 };
 use sea_orm::{
     ActiveModelBehavior, ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, Iterable,
-    PaginatorTrait, QueryFilter, Select, Set, TransactionTrait,
+    PaginatorTrait, QueryFilter, Select, Set,
     sea_query::{CaseStatement, Expr},
 };
 use secrecy::{ExposeSecret, SecretString};
@@ -199,7 +200,7 @@ pub async fn create(
     new: NewCluster,
 ) -> Result<clusters::Model> {
     viewer.require_role(org, MemberRole::Member)?;
-    let txn = state.db.begin().await?;
+    let txn = state.db.begin_write().await?;
     if let Some(domain) = new.domain_id {
         check_domain(&txn, viewer, org, domain).await?;
     }
@@ -270,7 +271,7 @@ pub async fn update(
     id: Uuid,
     change: ClusterChange,
 ) -> Result<clusters::Model> {
-    let txn = state.db.begin().await?;
+    let txn = state.db.begin_write().await?;
     let cluster = get_for(&txn, viewer, id, MemberRole::Member).await?;
     if let Some(domain) = change.domain_id {
         check_domain_change(&txn, viewer, &cluster, domain).await?;
@@ -336,7 +337,7 @@ async fn replace_metadata<C: ConnectionTrait>(
 /// Deletes a cluster and everything it owns (admins and above), unless a workflow run is
 /// still active on it: destruction of real machines goes through the destroy workflow.
 pub async fn delete(state: &AppState, viewer: &Viewer, id: Uuid) -> Result<clusters::Model> {
-    let txn = state.db.begin().await?;
+    let txn = state.db.begin_write().await?;
     let cluster = get_for(&txn, viewer, id, MemberRole::Admin).await?;
     let active = workflow_runs::Entity::find()
         .filter(workflow_runs::Column::ClusterId.eq(id))

@@ -9,13 +9,14 @@ pub mod records;
 pub mod values;
 
 use anyhow::Context;
+use entity::WriteTxn as _;
 use entity::{
     credentials, domains,
     enums::{CredentialKind, CredentialScope, DomainStatus, MemberRole},
 };
 use sea_orm::{
     ActiveModelBehavior, ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait,
-    PaginatorTrait, QueryFilter, Select, Set, TransactionTrait,
+    PaginatorTrait, QueryFilter, Select, Set,
 };
 use uuid::Uuid;
 
@@ -126,7 +127,7 @@ pub async fn create(
     new: NewDomain,
 ) -> Result<domains::Model> {
     viewer.require_role(org, MemberRole::Member)?;
-    let txn = state.db.begin().await?;
+    let txn = state.db.begin_write().await?;
     if let Some(credential) = new.credential_id {
         check_credential(&txn, org, credential).await?;
     }
@@ -162,7 +163,7 @@ pub async fn update(
     id: Uuid,
     change: DomainChange,
 ) -> Result<domains::Model> {
-    let txn = state.db.begin().await?;
+    let txn = state.db.begin_write().await?;
     let domain = get_for(&txn, viewer, id, MemberRole::Member).await?;
     let org = domain.organization_id;
     if let Some(Some(credential)) = change.credential_id {
@@ -185,7 +186,7 @@ pub async fn update(
 /// Deletes a domain (admins and above). Its records go with it (foreign key CASCADE) and
 /// its clusters stay, without a zone (SET NULL); nothing is removed at the provider.
 pub async fn delete(state: &AppState, viewer: &Viewer, id: Uuid) -> Result<domains::Model> {
-    let txn = state.db.begin().await?;
+    let txn = state.db.begin_write().await?;
     let domain = get_for(&txn, viewer, id, MemberRole::Admin).await?;
     domains::Entity::delete_by_id(id).exec(&txn).await?;
     let entry = Audit::new("domain.delete")

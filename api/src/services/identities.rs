@@ -4,10 +4,11 @@
 
 use anyhow::Context;
 use chrono::Utc;
+use entity::WriteTxn as _;
 use entity::{enums::MemberRole, memberships, organizations, user_emails, user_identities, users};
 use sea_orm::{
     ActiveModelBehavior, ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction,
-    EntityTrait, QueryFilter, Set, TransactionTrait,
+    EntityTrait, QueryFilter, Set,
 };
 
 use crate::{
@@ -24,7 +25,7 @@ pub async fn sign_in(state: &AppState, claims: &IdClaims) -> Result<users::Model
         .as_deref()
         .and_then(|e| parse_email(e, "email").ok())
         .filter(|_| claims.email_verified);
-    let txn = state.db.begin().await?;
+    let txn = state.db.begin_write().await?;
     let identity = user_identities::Entity::find()
         .filter(user_identities::Column::Issuer.eq(&claims.iss))
         .filter(user_identities::Column::Subject.eq(&claims.sub))

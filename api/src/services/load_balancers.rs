@@ -7,13 +7,14 @@
 //! here). Creating the load balancer at a provider is not done here.
 
 use anyhow::Context;
+use entity::WriteTxn as _;
 use entity::{
     enums::{LoadBalancerKind, LoadBalancerPurpose, MemberRole},
     load_balancers,
 };
 use sea_orm::{
     ActiveModelBehavior, ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait,
-    PaginatorTrait, QueryFilter, Select, Set, TransactionTrait,
+    PaginatorTrait, QueryFilter, Select, Set,
 };
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -243,7 +244,7 @@ pub async fn create(
     new: NewLoadBalancer,
 ) -> Result<load_balancers::Model> {
     viewer.require_role(org, MemberRole::Member)?;
-    let txn = state.db.begin().await?;
+    let txn = state.db.begin_write().await?;
     if let Some(cluster) = new.cluster_id {
         check_cluster(&txn, viewer, org, cluster).await?;
     }
@@ -286,7 +287,7 @@ pub async fn update(
     id: Uuid,
     change: LoadBalancerChange,
 ) -> Result<load_balancers::Model> {
-    let txn = state.db.begin().await?;
+    let txn = state.db.begin_write().await?;
     let lb = get_for(&txn, viewer, id, MemberRole::Member).await?;
     let org = lb.organization_id;
     if let Some(Some(cluster)) = change.cluster_id {
@@ -328,7 +329,7 @@ pub async fn update(
 
 /// Deletes a load balancer record (admins and above).
 pub async fn delete(state: &AppState, viewer: &Viewer, id: Uuid) -> Result<load_balancers::Model> {
-    let txn = state.db.begin().await?;
+    let txn = state.db.begin_write().await?;
     let lb = get_for(&txn, viewer, id, MemberRole::Admin).await?;
     load_balancers::Entity::delete_by_id(id).exec(&txn).await?;
     let entry = Audit::new("load_balancer.delete")

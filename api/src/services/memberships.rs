@@ -1,10 +1,11 @@
 //! Members of an organization and their roles. An organization always keeps an owner.
 
 use anyhow::Context;
+use entity::WriteTxn as _;
 use entity::{enums::MemberRole, memberships, users};
 use sea_orm::{
     ActiveModelBehavior, ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait,
-    PaginatorTrait, QueryFilter, QueryOrder, Set, TransactionTrait,
+    PaginatorTrait, QueryFilter, QueryOrder, Set,
 };
 use uuid::Uuid;
 
@@ -87,7 +88,7 @@ pub async fn change_member_role(
     id: Uuid,
     role: MemberRole,
 ) -> Result<memberships::Model> {
-    let txn = state.db.begin().await?;
+    let txn = state.db.begin_write().await?;
     let current = membership(&txn, viewer, id).await?;
     let org = current.organization_id;
     let actor = viewer.require_role(org, MemberRole::Admin)?;
@@ -123,7 +124,7 @@ pub async fn remove_member(
     viewer: &Viewer,
     id: Uuid,
 ) -> Result<memberships::Model> {
-    let txn = state.db.begin().await?;
+    let txn = state.db.begin_write().await?;
     let current = membership(&txn, viewer, id).await?;
     let org = current.organization_id;
     let actor = viewer.require_role(org, MemberRole::Admin)?;

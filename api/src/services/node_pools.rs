@@ -2,6 +2,7 @@
 //! sets, so a client sends what it wants and never has to diff).
 
 use anyhow::Context;
+use entity::WriteTxn as _;
 use entity::{
     clusters,
     enums::{MemberRole, NodePoolRole, TaintEffect},
@@ -9,7 +10,7 @@ use entity::{
 };
 use sea_orm::{
     ActiveModelBehavior, ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter,
-    Set, TransactionTrait,
+    Set,
 };
 use uuid::Uuid;
 
@@ -95,7 +96,7 @@ pub async fn create(
     cluster_id: Uuid,
     new: NewPool,
 ) -> Result<node_pools::Model> {
-    let txn = state.db.begin().await?;
+    let txn = state.db.begin_write().await?;
     let cluster: clusters::Model = cluster_service::find(&txn, viewer, cluster_id)
         .await?
         .ok_or(Error::NotFound("cluster"))?;
@@ -131,7 +132,7 @@ pub async fn update(
     desired_size: Option<i32>,
     sets: PoolSets,
 ) -> Result<node_pools::Model> {
-    let txn = state.db.begin().await?;
+    let txn = state.db.begin_write().await?;
     let pool = get_for(&txn, viewer, id, MemberRole::Member).await?;
     let pool = match desired_size {
         Some(n) => {
@@ -156,7 +157,7 @@ pub async fn update(
 
 /// Deletes a pool (admins and above); its servers stay in the cluster, unassigned.
 pub async fn delete(state: &AppState, viewer: &Viewer, id: Uuid) -> Result<node_pools::Model> {
-    let txn = state.db.begin().await?;
+    let txn = state.db.begin_write().await?;
     let pool = get_for(&txn, viewer, id, MemberRole::Admin).await?;
     node_pools::Entity::delete_by_id(id).exec(&txn).await?;
     audit::record(

@@ -1,10 +1,11 @@
 //! Organizations: the tenants. Everything else a user owns belongs to one.
 
 use anyhow::Context;
+use entity::WriteTxn as _;
 use entity::{enums::MemberRole, memberships, organizations};
 use sea_orm::{
     ActiveModelBehavior, ActiveModelTrait, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter,
-    Select, Set, TransactionTrait,
+    Select, Set,
 };
 use uuid::Uuid;
 
@@ -74,7 +75,7 @@ pub async fn create_organization(
     new: NewOrganization,
 ) -> Result<organizations::Model> {
     let me = viewer.require_user()?;
-    let txn = state.db.begin().await?;
+    let txn = state.db.begin_write().await?;
     let mut model = organizations::ActiveModel::new();
     model.name = Set(new.name.as_str().to_owned());
     model.description = Set(new.description);
@@ -167,7 +168,7 @@ pub async fn delete_organization(
         .await?
         .ok_or(Error::NotFound("organization"))?;
     viewer.require_role(org.id, MemberRole::Owner)?;
-    let txn = state.db.begin().await?;
+    let txn = state.db.begin_write().await?;
     let active = workflow_runs::Entity::find()
         .filter(workflow_runs::Column::OrganizationId.eq(id))
         .filter(workflow_runs::Column::Status.is_in([

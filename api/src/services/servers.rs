@@ -2,13 +2,14 @@
 //! over SSH, and the host key pinned at first contact.
 
 use anyhow::Context;
+use entity::WriteTxn as _;
 use entity::{
     enums::{MemberRole, ServerRole, ServerStatus},
     servers, ssh_keys,
 };
 use sea_orm::{
     ActiveModelBehavior, ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait,
-    PaginatorTrait, QueryFilter, Select, Set, TransactionTrait,
+    PaginatorTrait, QueryFilter, Select, Set,
 };
 use uuid::Uuid;
 
@@ -206,7 +207,7 @@ pub async fn register(
     f: ServerFields,
 ) -> Result<servers::Model> {
     viewer.require_role(org, MemberRole::Member)?;
-    let txn = state.db.begin().await?;
+    let txn = state.db.begin_write().await?;
     let mut row = servers::ActiveModel::new();
     row.organization_id = Set(org);
     row.status = Set(ServerStatus::Pending);
@@ -241,7 +242,7 @@ pub async fn update(
     id: Uuid,
     f: ServerFields,
 ) -> Result<servers::Model> {
-    let txn = state.db.begin().await?;
+    let txn = state.db.begin_write().await?;
     let server = find(&txn, viewer, id)
         .await?
         .ok_or(Error::NotFound("server"))?;
@@ -263,7 +264,7 @@ pub async fn update(
 
 /// Removes a server record (admins and above).
 pub async fn remove(state: &AppState, viewer: &Viewer, id: Uuid) -> Result<servers::Model> {
-    let txn = state.db.begin().await?;
+    let txn = state.db.begin_write().await?;
     let server = find(&txn, viewer, id)
         .await?
         .ok_or(Error::NotFound("server"))?;

@@ -8,6 +8,7 @@ mod bus;
 mod cli;
 mod cluster_links;
 mod cluster_order;
+mod concurrent_writes;
 mod credentials;
 mod cross_org;
 mod dns;

@@ -9,13 +9,14 @@
 //! never synced has nothing to remove, and its row goes at once.
 
 use anyhow::Context;
+use entity::WriteTxn as _;
 use entity::{
     dns_records, domains,
     enums::{DnsDesiredState, DnsObservedState, DnsRecordPurpose, DnsRecordType, MemberRole},
 };
 use sea_orm::{
     ActiveModelBehavior, ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter,
-    QueryOrder, Select, Set, TransactionTrait,
+    QueryOrder, Select, Set,
 };
 use serde_json::json;
 use uuid::Uuid;
@@ -153,7 +154,7 @@ pub async fn create(
     new: NewRecord,
 ) -> Result<dns_records::Model> {
     let values = values::record_values(new.record_type, &new.values, "input.values")?;
-    let txn = state.db.begin().await?;
+    let txn = state.db.begin_write().await?;
     let domain = super::get_for(&txn, viewer, domain, MemberRole::Member).await?;
     let cluster = match new.cluster_id {
         Some(id) => Some(
@@ -211,7 +212,7 @@ pub async fn update(
     id: Uuid,
     change: RecordChange,
 ) -> Result<dns_records::Model> {
-    let txn = state.db.begin().await?;
+    let txn = state.db.begin_write().await?;
     let record = get_for(&txn, viewer, id, MemberRole::Member).await?;
     let values = change
         .values
@@ -239,7 +240,7 @@ pub async fn update(
 /// reconcile workflow removes it at the provider, then its row. A record never synced
 /// (`PENDING`, no `last_synced_at`) exists nowhere else, so its row is deleted now.
 pub async fn delete(state: &AppState, viewer: &Viewer, id: Uuid) -> Result<dns_records::Model> {
-    let txn = state.db.begin().await?;
+    let txn = state.db.begin_write().await?;
     let record = get_for(&txn, viewer, id, MemberRole::Admin).await?;
     let org = record.organization_id;
     let never_synced =
