@@ -5,6 +5,12 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+/// mimalloc rather than the system allocator: serving a GraphQL page allocates tens of
+/// thousands of small, short-lived objects per request, where glibc malloc costs about
+/// three times as many instructions (see `bench/README.md`).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = autoglue::cli::Cli::parse();

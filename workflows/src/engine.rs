@@ -17,6 +17,7 @@
 //! - cancelling a queued run finishes it at once; a running one is told through its steps'
 //!   [`StepCtx::cancelled`] and stops between steps at the latest.
 
+use entity::WriteTxn as _;
 use std::{
     collections::{BTreeMap, HashMap},
     sync::Arc,
@@ -28,10 +29,10 @@ use chrono::{DateTime, Utc};
 use entity::{enums::WorkflowStatus, workflow_logs, workflow_runs, workflow_steps};
 use futures_util::future::BoxFuture;
 use sea_orm::{
-    ActiveEnum, ActiveModelBehavior, ActiveModelTrait,
+    ActiveEnum, ActiveModelTrait,
     ActiveValue::Set,
     ColumnTrait, DatabaseConnection, DbErr, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder,
-    SqlErr, TransactionTrait,
+    SqlErr,
     sea_query::{Expr, ExprTrait, Func},
 };
 use serde::{Deserialize, Serialize};
@@ -41,6 +42,7 @@ use uuid::Uuid;
 
 use crate::{
     flow::{StepDef, Workflow},
+    recorder::{Recorder, Write},
     step::{StepCtx, StepError},
 };
 
@@ -157,6 +159,7 @@ pub struct Engine {
 
 struct Inner {
     db: DatabaseConnection,
+    recorder: Recorder,
     bus: EventBus,
     registry: Registry,
     queue: Arc<dyn RunQueue>,
@@ -186,7 +189,8 @@ fn is_finished(status: WorkflowStatus) -> bool {
 }
 
 impl Engine {
-    /// An engine over `db`, publishing on `bus`, enqueueing on `queue`.
+    /// An engine over `db`, publishing on `bus`, enqueueing on `queue`. Starts the engine's
+    /// writer task ([`crate::recorder`]), so it must be called inside a tokio runtime.
     pub fn new(
         db: DatabaseConnection,
         bus: EventBus,
@@ -196,6 +200,7 @@ impl Engine {
     ) -> Self {
         Engine {
             inner: Arc::new(Inner {
+                recorder: Recorder::spawn(db.clone()),
                 db,
                 bus,
                 registry,
@@ -228,39 +233,57 @@ impl Engine {
             return Ok((existing, false));
         }
         let ticket = Uuid::now_v7();
-        let txn = self.inner.db.begin().await?;
-        let mut run = workflow_runs::ActiveModel::new();
-        run.organization_id = Set(req.organization_id);
-        run.cluster_id = Set(req.cluster_id);
-        run.kind = Set(req.kind.clone());
-        run.status = Set(WorkflowStatus::Queued);
-        run.idempotency_key = Set(req.idempotency_key.clone());
-        run.input = Set(req.input.clone());
-        run.attempt = Set(0);
-        run.created_by_user_id = Set(req.created_by_user_id);
-        run.ticket = Set(Some(ticket));
-        let run = match run.insert(&txn).await {
-            Ok(run) => run,
+        let now = entity::now();
+        let run = workflow_runs::Model {
+            id: Uuid::now_v7(),
+            organization_id: req.organization_id,
+            cluster_id: req.cluster_id,
+            kind: req.kind.clone(),
+            status: WorkflowStatus::Queued,
+            idempotency_key: req.idempotency_key.clone(),
+            input: req.input.clone(),
+            output: None,
+            error: None,
+            attempt: 0,
+            cancel_requested_at: None,
+            created_by_user_id: req.created_by_user_id,
+            started_at: None,
+            finished_at: None,
+            ticket: Some(ticket),
+            next_attempt_at: None,
+            worker: None,
+            created_at: now,
+            updated_at: now,
+        };
+        let mut writes = vec![Write::InsertRun(Box::new(run.clone()))];
+        for (position, step) in flow.steps().iter().enumerate() {
+            writes.push(Write::InsertStep(Box::new(workflow_steps::Model {
+                id: Uuid::now_v7(),
+                run_id: run.id,
+                position: position as i32,
+                name: step.name.clone(),
+                status: WorkflowStatus::Queued,
+                attempt: 0,
+                output: None,
+                checkpoint: None,
+                error: None,
+                started_at: None,
+                finished_at: None,
+                created_at: now,
+                updated_at: now,
+            })));
+        }
+        match self.inner.recorder.write(writes).await {
+            Ok(()) => {}
             Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
                 // Another request with the same key won the race.
-                drop(txn);
                 return match self.find_by_key(&req).await? {
                     Some(existing) => Ok((existing, false)),
                     None => Err(EngineError::Db(e)),
                 };
             }
             Err(e) => return Err(e.into()),
-        };
-        for (position, step) in flow.steps().iter().enumerate() {
-            let mut row = workflow_steps::ActiveModel::new();
-            row.run_id = Set(run.id);
-            row.position = Set(position as i32);
-            row.name = Set(step.name.clone());
-            row.status = Set(WorkflowStatus::Queued);
-            row.attempt = Set(0);
-            row.insert(&txn).await?;
         }
-        txn.commit().await?;
         self.publish_run(&run);
         if let Err(e) = self
             .inner
@@ -276,8 +299,14 @@ impl Engine {
         {
             // Nothing will drive the run: say so on the run rather than leave it queued.
             let message = format!("could not enqueue the run: {e:#}");
-            self.finish_run(&run, WorkflowStatus::Failed, None, Some(message.clone()))
-                .await?;
+            self.finish_run(
+                &run,
+                WorkflowStatus::Failed,
+                None,
+                Some(message.clone()),
+                None,
+            )
+            .await?;
             return Err(EngineError::Queue(message));
         }
         Ok((run, true))
@@ -361,7 +390,7 @@ impl Engine {
         }
         let ticket = Uuid::now_v7();
         let now = entity::now();
-        let txn = self.inner.db.begin().await?;
+        let txn = self.inner.db.begin_write().await?;
         let claimed = workflow_runs::Entity::update_many()
             .col_expr(
                 workflow_runs::Column::Status,
@@ -417,27 +446,120 @@ impl Engine {
     /// a delay) or to its cancellation. A stale task (another ticket, a finished run) does
     /// nothing. An error means the database or queue failed; the queue retries the task.
     pub async fn process(&self, task: RunTask, worker: &str) -> Result<(), EngineError> {
-        // Queues keep run-at times to the second (apalis on SQLite) or may hand a task out a
-        // little early: a retry is never tried before its backoff is over.
-        if let Some(run) = workflow_runs::Entity::find_by_id(task.run_id)
+        let Some(run) = self.claim(task, worker).await? else {
+            return Ok(());
+        };
+        self.publish_run(&run);
+        let Some(flow) = self.inner.registry.get(&run.kind).cloned() else {
+            let message = format!("no workflow {:?} is registered on this worker", run.kind);
+            self.finish_run(&run, WorkflowStatus::Failed, None, Some(message), None)
+                .await?;
+            return Ok(());
+        };
+        let steps = workflow_steps::Entity::find()
+            .filter(workflow_steps::Column::RunId.eq(run.id))
+            .order_by_asc(workflow_steps::Column::Position)
+            .all(&self.inner.db)
+            .await?;
+        let (cancel_tx, cancel) = watch::channel(run.cancel_requested_at.is_some());
+        let _watcher = AbortOnDrop(self.watch_cancellation(run.id, cancel_tx));
+        let mut input = run.input.clone();
+        // The last attempt's end, committed together with whatever comes next.
+        let mut ended: Option<Ended> = None;
+        for step in steps {
+            if step.status == WorkflowStatus::Succeeded {
+                input = step.output.clone().unwrap_or(Value::Null);
+                continue;
+            }
+            let Some(def) = flow.steps().get(step.position as usize) else {
+                let message = format!(
+                    "step {} ({}) is not part of workflow {:?} on this worker",
+                    step.position, step.name, run.kind
+                );
+                self.finish_run(&run, WorkflowStatus::Failed, None, Some(message), ended)
+                    .await?;
+                return Ok(());
+            };
+            if *cancel.borrow() {
+                self.finish_run(&run, WorkflowStatus::Cancelled, None, None, ended)
+                    .await?;
+                return Ok(());
+            }
+            let (attempted, end) = self
+                .attempt(&run, step, def, input, ended.take(), cancel.clone())
+                .await?;
+            ended = Some(end);
+            match attempted {
+                Attempted::Succeeded(output) => input = output,
+                Attempted::Cancelled => {
+                    self.finish_run(&run, WorkflowStatus::Cancelled, None, None, ended)
+                        .await?;
+                    return Ok(());
+                }
+                Attempted::Failed(message) => {
+                    self.finish_run(&run, WorkflowStatus::Failed, None, Some(message), ended)
+                        .await?;
+                    return Ok(());
+                }
+                Attempted::Retry { delay, message } => {
+                    self.schedule_retry(&run, delay, message, ended).await?;
+                    return Ok(());
+                }
+            }
+        }
+        self.finish_run(&run, WorkflowStatus::Succeeded, Some(input), None, ended)
+            .await?;
+        Ok(())
+    }
+
+    /// Claims the run of `task` for `worker` (one statement when the task is a first delivery),
+    /// or `None` when the task is stale. A retry is never tried before its backoff is over:
+    /// queues keep run-at times to the second (apalis on SQLite) or may hand a task out a little
+    /// early.
+    async fn claim(
+        &self,
+        task: RunTask,
+        worker: &str,
+    ) -> Result<Option<workflow_runs::Model>, EngineError> {
+        if let Some(run) = self.claim_update(task, worker, true).await? {
+            return Ok(Some(run));
+        }
+        let Some(run) = workflow_runs::Entity::find_by_id(task.run_id)
             .one(&self.inner.db)
             .await?
-            && run.ticket == Some(task.ticket)
-            && let Some(due) = run.next_attempt_at
+        else {
+            return Ok(None);
+        };
+        if run.ticket != Some(task.ticket) || !ACTIVE.contains(&run.status) {
+            tracing::debug!(run = %task.run_id, "stale task: the run moved on");
+            return Ok(None);
+        }
+        if let Some(due) = run.next_attempt_at
             && let Ok(early) = (due - Utc::now()).to_std()
         {
             if early > Duration::from_secs(5) {
-                return self
-                    .inner
+                self.inner
                     .queue
                     .enqueue(task, Some(due))
                     .await
-                    .map_err(|e| EngineError::Queue(format!("{e:#}")));
+                    .map_err(|e| EngineError::Queue(format!("{e:#}")))?;
+                return Ok(None);
             }
             tokio::time::sleep(early).await;
         }
+        self.claim_update(task, worker, false).await
+    }
+
+    /// The conditional update of a claim, returning the claimed run. `first_delivery`: only a
+    /// run with no retry pending (no `next_attempt_at`).
+    async fn claim_update(
+        &self,
+        task: RunTask,
+        worker: &str,
+        first_delivery: bool,
+    ) -> Result<Option<workflow_runs::Model>, EngineError> {
         let now = entity::now();
-        let claimed = workflow_runs::Entity::update_many()
+        let mut claim = workflow_runs::Entity::update_many()
             .col_expr(
                 workflow_runs::Column::Status,
                 Expr::value(WorkflowStatus::Running),
@@ -461,91 +583,79 @@ impl Engine {
             .col_expr(workflow_runs::Column::UpdatedAt, Expr::value(now))
             .filter(workflow_runs::Column::Id.eq(task.run_id))
             .filter(workflow_runs::Column::Ticket.eq(task.ticket))
-            .filter(workflow_runs::Column::Status.is_in(ACTIVE))
-            .exec(&self.inner.db)
-            .await?;
-        if claimed.rows_affected == 0 {
-            tracing::debug!(run = %task.run_id, "stale task: the run moved on");
-            return Ok(());
+            .filter(workflow_runs::Column::Status.is_in(ACTIVE));
+        if first_delivery {
+            claim = claim.filter(workflow_runs::Column::NextAttemptAt.is_null());
         }
-        let run = self.load(task.run_id).await?;
-        self.publish_run(&run);
-        let Some(flow) = self.inner.registry.get(&run.kind).cloned() else {
-            let message = format!("no workflow {:?} is registered on this worker", run.kind);
-            self.finish_run(&run, WorkflowStatus::Failed, None, Some(message))
-                .await?;
-            return Ok(());
-        };
-        let steps = workflow_steps::Entity::find()
-            .filter(workflow_steps::Column::RunId.eq(run.id))
-            .order_by_asc(workflow_steps::Column::Position)
-            .all(&self.inner.db)
-            .await?;
-        let mut input = run.input.clone();
-        for step in steps {
-            if step.status == WorkflowStatus::Succeeded {
-                input = step.output.clone().unwrap_or(Value::Null);
-                continue;
-            }
-            let Some(def) = flow.steps().get(step.position as usize) else {
-                let message = format!(
-                    "step {} ({}) is not part of workflow {:?} on this worker",
-                    step.position, step.name, run.kind
-                );
-                self.finish_run(&run, WorkflowStatus::Failed, None, Some(message))
-                    .await?;
-                return Ok(());
-            };
-            if self.cancel_requested(run.id).await? {
-                self.finish_run(&run, WorkflowStatus::Cancelled, None, None)
-                    .await?;
-                return Ok(());
-            }
-            match self.attempt(&run, step, def, input).await? {
-                Attempted::Succeeded(output) => input = output,
-                Attempted::Cancelled => {
-                    self.finish_run(&run, WorkflowStatus::Cancelled, None, None)
-                        .await?;
-                    return Ok(());
-                }
-                Attempted::Failed(message) => {
-                    self.finish_run(&run, WorkflowStatus::Failed, None, Some(message))
-                        .await?;
-                    return Ok(());
-                }
-                Attempted::Retry { delay, message } => {
-                    self.schedule_retry(&run, delay, message).await?;
-                    return Ok(());
-                }
-            }
-        }
-        self.finish_run(&run, WorkflowStatus::Succeeded, Some(input), None)
-            .await?;
-        Ok(())
+        Ok(claim
+            .exec_with_returning(&self.inner.db)
+            .await?
+            .into_iter()
+            .next())
     }
 
-    /// One attempt of one step, recorded before and after.
+    /// Polls the run's cancellation request for as long as the run is driven here; the first
+    /// look is one period after the claim (which read it).
+    fn watch_cancellation(
+        &self,
+        run_id: Uuid,
+        cancel: watch::Sender<bool>,
+    ) -> tokio::task::JoinHandle<()> {
+        let engine = self.clone();
+        tokio::spawn(async move {
+            if *cancel.borrow() {
+                return;
+            }
+            let period = engine.inner.settings.cancel_poll;
+            let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+            loop {
+                tick.tick().await;
+                if engine.cancel_requested(run_id).await.unwrap_or(false) {
+                    let _ = cancel.send(true);
+                    return;
+                }
+            }
+        })
+    }
+
+    /// One attempt of one step: its start is committed (with `previous`, the end of the attempt
+    /// before it) before the body runs; its end is returned, to be committed with what follows.
     async fn attempt(
         &self,
         run: &workflow_runs::Model,
-        step: workflow_steps::Model,
+        mut step: workflow_steps::Model,
         def: &StepDef,
         input: Value,
-    ) -> Result<Attempted, EngineError> {
+        previous: Option<Ended>,
+        cancel: watch::Receiver<bool>,
+    ) -> Result<(Attempted, Ended), EngineError> {
         let attempt = step.attempt + 1;
-        let mut row = step.clone().into_active_model();
-        row.status = Set(WorkflowStatus::Running);
-        row.attempt = Set(attempt);
-        row.started_at = Set(Some(entity::now()));
-        row.finished_at = Set(None);
-        let step = row.update(&self.inner.db).await?;
+        let now = entity::now();
+        let mut writes = Vec::with_capacity(2);
+        let previous = previous.map(|p| {
+            writes.push(p.write);
+            p.step
+        });
+        writes.push(Write::StepStarted {
+            id: step.id,
+            attempt,
+            at: now,
+        });
+        self.inner.recorder.write(writes).await?;
+        if let Some(previous) = previous {
+            self.publish_step(run, &previous);
+        }
+        step.status = WorkflowStatus::Running;
+        step.attempt = attempt;
+        step.started_at = Some(now);
+        step.finished_at = None;
+        step.updated_at = now;
         self.publish_step(run, &step);
 
         let checkpoint: BTreeMap<String, Value> = match &step.checkpoint {
             Some(Value::Object(map)) => map.clone().into_iter().collect(),
             _ => BTreeMap::new(),
         };
-        let (cancel_tx, cancel_rx) = watch::channel(false);
         let ctx = StepCtx {
             engine: self.clone(),
             run_id: run.id,
@@ -554,83 +664,82 @@ impl Engine {
             attempt,
             organization_id: run.organization_id,
             cluster_id: run.cluster_id,
-            cancel: cancel_rx,
+            cancel,
             checkpoint: Arc::new(Mutex::new(checkpoint)),
         };
-        let outcome = self.run_step(def, ctx, input, cancel_tx).await;
+        let outcome = self.run_step(def, ctx, input).await;
 
-        let mut row = step.clone().into_active_model();
-        row.finished_at = Set(Some(entity::now()));
-        let result = match outcome {
-            StepOutcome::Done(Ok(output)) => {
-                row.status = Set(WorkflowStatus::Succeeded);
-                row.output = Set(Some(output.clone()));
-                row.error = Set(None);
-                Attempted::Succeeded(output)
-            }
-            StepOutcome::Cancelled => {
-                row.status = Set(WorkflowStatus::Cancelled);
-                row.error = Set(Some("cancelled".into()));
-                Attempted::Cancelled
-            }
+        let (status, output, error, result) = match outcome {
+            StepOutcome::Done(Ok(output)) => (
+                WorkflowStatus::Succeeded,
+                Some(output.clone()),
+                None,
+                Attempted::Succeeded(output),
+            ),
+            StepOutcome::Cancelled => (
+                WorkflowStatus::Cancelled,
+                None,
+                Some("cancelled".to_owned()),
+                Attempted::Cancelled,
+            ),
             StepOutcome::Done(Err(e)) => {
                 let exhausted = attempt as u32 >= def.retry.max_attempts;
-                row.error = Set(Some(e.message.clone()));
                 if e.permanent || exhausted {
-                    row.status = Set(WorkflowStatus::Failed);
                     let why = if e.permanent {
                         String::new()
                     } else {
                         format!(" (attempt {attempt} of {})", def.retry.max_attempts)
                     };
-                    Attempted::Failed(format!("step {} failed{why}: {}", def.name, e.message))
+                    let message = format!("step {} failed{why}: {}", def.name, e.message);
+                    (
+                        WorkflowStatus::Failed,
+                        None,
+                        Some(e.message),
+                        Attempted::Failed(message),
+                    )
                 } else {
-                    row.status = Set(WorkflowStatus::Retrying);
-                    Attempted::Retry {
-                        delay: def.retry.delay_after(attempt as u32),
-                        message: format!(
-                            "step {} failed (attempt {attempt} of {}): {}",
-                            def.name, def.retry.max_attempts, e.message
-                        ),
-                    }
+                    let message = format!(
+                        "step {} failed (attempt {attempt} of {}): {}",
+                        def.name, def.retry.max_attempts, e.message
+                    );
+                    (
+                        WorkflowStatus::Retrying,
+                        None,
+                        Some(e.message),
+                        Attempted::Retry {
+                            delay: def.retry.delay_after(attempt as u32),
+                            message,
+                        },
+                    )
                 }
             }
         };
-        let step = row.update(&self.inner.db).await?;
-        self.publish_step(run, &step);
-        Ok(result)
+        let at = entity::now();
+        // A cancelled attempt keeps the output an earlier attempt may have recorded: none here,
+        // as only a succeeded step has one.
+        step.status = status;
+        step.output = output.clone();
+        step.error = error.clone();
+        step.finished_at = Some(at);
+        step.updated_at = at;
+        let end = Ended {
+            write: Write::StepFinished {
+                id: step.id,
+                status,
+                output,
+                error,
+                at,
+            },
+            step,
+        };
+        Ok((result, end))
     }
 
     /// Runs the step body in its own task (a panic fails the attempt, not the worker), under
     /// its timeout, watching for cancellation.
-    async fn run_step(
-        &self,
-        def: &StepDef,
-        ctx: StepCtx,
-        input: Value,
-        cancel_tx: watch::Sender<bool>,
-    ) -> StepOutcome {
-        let run_id = ctx.run_id;
+    async fn run_step(&self, def: &StepDef, ctx: StepCtx, input: Value) -> StepOutcome {
         let mut cancelled = ctx.cancel.clone();
         let mut body = tokio::spawn((def.run)(ctx, input));
-        let watcher = {
-            let engine = self.clone();
-            tokio::spawn(async move {
-                // The run was checked just before the step started: the first look is one
-                // period later.
-                let period = engine.inner.settings.cancel_poll;
-                let mut tick =
-                    tokio::time::interval_at(tokio::time::Instant::now() + period, period);
-                loop {
-                    tick.tick().await;
-                    if engine.cancel_requested(run_id).await.unwrap_or(false) {
-                        let _ = cancel_tx.send(true);
-                        return;
-                    }
-                }
-            })
-        };
-        let _stop_watcher = AbortOnDrop(watcher);
         let timeout = tokio::time::sleep(def.timeout);
         tokio::pin!(timeout);
         enum First {
@@ -689,7 +798,12 @@ impl Engine {
         run: &workflow_runs::Model,
         delay: Duration,
         message: String,
+        ended: Option<Ended>,
     ) -> Result<(), EngineError> {
+        if let Some(ended) = ended {
+            self.inner.recorder.write(vec![ended.write]).await?;
+            self.publish_step(run, &ended.step);
+        }
         let ticket = Uuid::now_v7();
         let due = Utc::now() + chrono::Duration::from_std(delay).unwrap_or_default();
         // Only the fields set below are written: a cancellation requested meanwhile stays.
@@ -713,26 +827,42 @@ impl Engine {
             .map_err(|e| EngineError::Queue(format!("{e:#}")))
     }
 
+    /// Ends the run, committing the end of its last attempt with it.
     async fn finish_run(
         &self,
         run: &workflow_runs::Model,
         status: WorkflowStatus,
         output: Option<Value>,
         error: Option<String>,
+        ended: Option<Ended>,
     ) -> Result<(), EngineError> {
-        // Only the fields set below are written: a cancellation requested meanwhile stays.
-        let mut row = run.clone().into_active_model();
-        row.status = Set(status);
-        row.output = Set(output);
-        row.error = Set(error);
-        row.ticket = Set(None);
-        row.next_attempt_at = Set(None);
-        row.finished_at = Set(Some(entity::now()));
-        let updated = row.update(&self.inner.db).await?;
-        if status != WorkflowStatus::Succeeded {
-            self.cancel_remaining_steps(run.id).await?;
+        let at = entity::now();
+        let mut writes = Vec::with_capacity(2);
+        let last = ended.map(|e| {
+            writes.push(e.write);
+            e.step
+        });
+        // Only these fields are written: a cancellation requested meanwhile stays.
+        writes.push(Write::RunFinished {
+            id: run.id,
+            status,
+            output: output.clone(),
+            error: error.clone(),
+            at,
+        });
+        self.inner.recorder.write(writes).await?;
+        if let Some(step) = last {
+            self.publish_step(run, &step);
         }
-        self.publish_run(&updated);
+        let mut finished = run.clone();
+        finished.status = status;
+        finished.output = output;
+        finished.error = error;
+        finished.ticket = None;
+        finished.next_attempt_at = None;
+        finished.finished_at = Some(at);
+        finished.updated_at = at;
+        self.publish_run(&finished);
         Ok(())
     }
 
@@ -771,34 +901,41 @@ impl Engine {
         level: &str,
         message: String,
     ) -> Result<(), DbErr> {
-        let mut row = workflow_logs::ActiveModel::new();
-        row.run_id = Set(run_id);
-        row.step_id = Set(step_id);
-        row.level = Set(level.to_owned());
-        row.message = Set(message.clone());
-        let row = row.insert(&self.inner.db).await?;
+        let row = workflow_logs::Model {
+            id: Uuid::now_v7(),
+            run_id,
+            step_id,
+            level: level.to_owned(),
+            message,
+            created_at: entity::now(),
+        };
+        let log_id = row.id;
+        let level = row.level.clone();
+        let message = row.message.clone();
+        self.inner
+            .recorder
+            .write(vec![Write::InsertLog(Box::new(row))])
+            .await?;
         self.inner.bus.publish(Event::WorkflowLogAppended {
             run_id,
             organization_id,
             step_id,
-            log_id: row.id,
-            level: level.to_owned(),
+            log_id,
+            level,
             message,
         });
         Ok(())
     }
 
     pub(crate) async fn store_checkpoint(&self, step_id: Uuid, value: Value) -> Result<(), DbErr> {
-        workflow_steps::Entity::update_many()
-            .col_expr(workflow_steps::Column::Checkpoint, Expr::value(value))
-            .col_expr(
-                workflow_steps::Column::UpdatedAt,
-                Expr::value(entity::now()),
-            )
-            .filter(workflow_steps::Column::Id.eq(step_id))
-            .exec(&self.inner.db)
-            .await?;
-        Ok(())
+        self.inner
+            .recorder
+            .write(vec![Write::Checkpoint {
+                id: step_id,
+                value,
+                at: entity::now(),
+            }])
+            .await
     }
 
     fn publish_run(&self, run: &workflow_runs::Model) {
@@ -829,6 +966,12 @@ enum Attempted {
     Cancelled,
     Failed(String),
     Retry { delay: Duration, message: String },
+}
+
+/// The end of a step's attempt, not committed yet, and the step as it will read after.
+struct Ended {
+    write: Write,
+    step: workflow_steps::Model,
 }
 
 enum StepOutcome {

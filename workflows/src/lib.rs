@@ -7,6 +7,7 @@ pub mod engine;
 pub mod flow;
 pub mod housekeeping;
 pub mod queue;
+mod recorder;
 pub mod runtime;
 pub mod step;
 pub mod testing;

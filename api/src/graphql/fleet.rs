@@ -12,15 +12,16 @@ use entity::{
     node_pools, servers,
 };
 use secrecy::SecretString;
+use std::sync::Arc;
 use uuid::Uuid;
 
 use super::{
     dns::{DnsRecord, Domain},
     load_balancers::LoadBalancer,
     loaders::{
-        AnnotationsOfPool, ControlPlaneRecordOfCluster, DomainInOrg, FleetLoader, LabelsOfPool,
-        LoadBalancersOfCluster, LoadError, Loaders, MetadataOfCluster, PoolsOfCluster,
-        ServersOfCluster, ServersOfPool, TaintsOfPool,
+        AnnotationsOfPool, Children, ControlPlaneRecordOfCluster, DomainInOrg, FleetLoader,
+        LabelsOfPool, LoadBalancersOfCluster, LoadError, Loaders, MetadataOfCluster,
+        PoolsOfCluster, ServersOfCluster, ServersOfPool, TaintsOfPool,
     },
     organizations::Organization,
     relay::{
@@ -46,11 +47,11 @@ use crate::{
 };
 
 /// The rows of `key` through the request's [`Loaders`] (none: an empty list).
-pub(super) async fn load<K, M>(ctx: &Context<'_>, key: K) -> Result<Vec<M>>
+pub(super) async fn load<K, M>(ctx: &Context<'_>, key: K) -> Result<Children<M>>
 where
     K: Send + Sync + Clone + Eq + std::hash::Hash + 'static,
-    M: Clone + Send + Sync + 'static,
-    FleetLoader: Loader<K, Value = Vec<M>, Error = LoadError>,
+    M: Send + Sync + 'static,
+    FleetLoader: Loader<K, Value = Children<M>, Error = LoadError>,
 {
     let loader = ctx
         .data::<Loaders>()
@@ -160,6 +161,12 @@ pub struct ProvisioningReadiness {
     pub missing: Vec<String>,
 }
 
+// Field futures stay small on purpose. async-graphql boxes one future per selected field,
+// and an object's field future is as large as its largest resolver: a resolver that awaits
+// a service (a SQL statement, a transaction, an audit write) inline made every `name` or
+// `hostname` of the type allocate and copy several kilobytes. Those resolvers box their
+// service call, so plain fields cost a small allocation.
+
 /// A K3s cluster.
 #[derive(Clone)]
 pub struct Cluster(pub clusters::Model);
@@ -173,7 +180,11 @@ impl Cluster {
             org: self.0.organization_id,
             id,
         };
-        Ok(load(ctx, key).await?.into_iter().next())
+        Ok(load(ctx, key)
+            .await?
+            .into_iter()
+            .next()
+            .map(Arc::unwrap_or_clone))
     }
 
     async fn control_plane_record_model(
@@ -181,7 +192,11 @@ impl Cluster {
         ctx: &Context<'_>,
     ) -> Result<Option<entity::dns_records::Model>> {
         let key = ControlPlaneRecordOfCluster(self.0.id);
-        Ok(load(ctx, key).await?.into_iter().next())
+        Ok(load(ctx, key)
+            .await?
+            .into_iter()
+            .next()
+            .map(Arc::unwrap_or_clone))
     }
 
     async fn load_balancer(
@@ -193,7 +208,7 @@ impl Cluster {
         Ok(all
             .into_iter()
             .find(|lb| lb.purpose == purpose)
-            .map(LoadBalancer))
+            .map(|lb| LoadBalancer(Arc::unwrap_or_clone(lb))))
     }
 }
 
@@ -231,19 +246,23 @@ impl Cluster {
         self.0.updated_at
     }
     async fn organization(&self, ctx: &Context<'_>) -> Result<Organization> {
-        orgs::find_organization(state(ctx), viewer(ctx), self.0.organization_id)
-            .await?
-            .map(Organization)
-            .ok_or(Error::NotFound("organization"))
+        Box::pin(orgs::find_organization(
+            state(ctx),
+            viewer(ctx),
+            self.0.organization_id,
+        ))
+        .await?
+        .map(Organization)
+        .ok_or(Error::NotFound("organization"))
     }
     /// Free-form metadata, unique keys.
     async fn metadata(&self, ctx: &Context<'_>) -> Result<Vec<KeyValue>> {
         let rows = load(ctx, MetadataOfCluster(self.0.id)).await?;
         Ok(rows
-            .into_iter()
+            .iter()
             .map(|m| KeyValue {
-                key: m.key,
-                value: m.value,
+                key: m.key.clone(),
+                value: m.value.clone(),
             })
             .collect())
     }
@@ -300,7 +319,7 @@ impl Cluster {
         Ok(load(ctx, LoadBalancersOfCluster(self.0.id))
             .await?
             .into_iter()
-            .map(LoadBalancer)
+            .map(|lb| LoadBalancer(Arc::unwrap_or_clone(lb)))
             .collect())
     }
     /// The load balancer for application traffic: the cluster's one with purpose APPS.
@@ -314,11 +333,20 @@ impl Cluster {
     }
     /// The kubeconfig (admins and above; every read is written to the audit log).
     async fn kubeconfig(&self, ctx: &Context<'_>) -> Result<Option<String>> {
-        cluster_service::reveal_kubeconfig(state(ctx), viewer(ctx), self.0.id).await
+        Box::pin(cluster_service::reveal_kubeconfig(
+            state(ctx),
+            viewer(ctx),
+            self.0.id,
+        ))
+        .await
     }
     /// Whether it is complete enough to provision.
     async fn provisioning_readiness(&self, ctx: &Context<'_>) -> Result<ProvisioningReadiness> {
-        let missing = cluster_service::missing_for_provisioning(&state(ctx).db, &self.0).await?;
+        let missing = Box::pin(cluster_service::missing_for_provisioning(
+            &state(ctx).db,
+            &self.0,
+        ))
+        .await?;
         Ok(ProvisioningReadiness {
             ready: missing.is_empty(),
             missing,
@@ -328,7 +356,7 @@ impl Cluster {
 
 /// A group of servers with one role, size and set of labels, annotations and taints.
 #[derive(Clone)]
-pub struct NodePool(pub node_pools::Model);
+pub struct NodePool(pub Arc<node_pools::Model>);
 
 #[Object]
 impl NodePool {
@@ -348,30 +376,30 @@ impl NodePool {
     async fn labels(&self, ctx: &Context<'_>) -> Result<Vec<KeyValue>> {
         let rows = load(ctx, LabelsOfPool(self.0.id)).await?;
         Ok(rows
-            .into_iter()
+            .iter()
             .map(|l| KeyValue {
-                key: l.key,
-                value: l.value,
+                key: l.key.clone(),
+                value: l.value.clone(),
             })
             .collect())
     }
     async fn annotations(&self, ctx: &Context<'_>) -> Result<Vec<KeyValue>> {
         let rows = load(ctx, AnnotationsOfPool(self.0.id)).await?;
         Ok(rows
-            .into_iter()
+            .iter()
             .map(|a| KeyValue {
-                key: a.key,
-                value: a.value,
+                key: a.key.clone(),
+                value: a.value.clone(),
             })
             .collect())
     }
     async fn taints(&self, ctx: &Context<'_>) -> Result<Vec<Taint>> {
         let rows = load(ctx, TaintsOfPool(self.0.id)).await?;
         Ok(rows
-            .into_iter()
+            .iter()
             .map(|t| Taint {
-                key: t.key,
-                value: t.value,
+                key: t.key.clone(),
+                value: t.value.clone(),
                 effect: t.effect,
             })
             .collect())
@@ -384,16 +412,20 @@ impl NodePool {
             .collect())
     }
     async fn cluster(&self, ctx: &Context<'_>) -> Result<Cluster> {
-        cluster_service::find(&state(ctx).db, viewer(ctx), self.0.cluster_id)
-            .await?
-            .map(Cluster)
-            .ok_or(Error::NotFound("cluster"))
+        Box::pin(cluster_service::find(
+            &state(ctx).db,
+            viewer(ctx),
+            self.0.cluster_id,
+        ))
+        .await?
+        .map(Cluster)
+        .ok_or(Error::NotFound("cluster"))
     }
 }
 
 /// A machine of a cluster.
 #[derive(Clone)]
-pub struct Server(pub servers::Model);
+pub struct Server(pub Arc<servers::Model>);
 
 #[Object]
 impl Server {
@@ -442,17 +474,21 @@ impl Server {
         let Some(id) = self.0.cluster_id else {
             return Ok(None);
         };
-        Ok(cluster_service::find(&state(ctx).db, viewer(ctx), id)
-            .await?
-            .map(Cluster))
+        Ok(
+            Box::pin(cluster_service::find(&state(ctx).db, viewer(ctx), id))
+                .await?
+                .map(Cluster),
+        )
     }
     async fn node_pool(&self, ctx: &Context<'_>) -> Result<Option<NodePool>> {
         let Some(id) = self.0.node_pool_id else {
             return Ok(None);
         };
-        Ok(pool_service::find(&state(ctx).db, viewer(ctx), id)
-            .await?
-            .map(NodePool))
+        Ok(
+            Box::pin(pool_service::find(&state(ctx).db, viewer(ctx), id))
+                .await?
+                .map(|p| NodePool(p.into())),
+        )
     }
 }
 
@@ -584,7 +620,7 @@ impl FleetQuery {
             let (state, viewer, filter) = (counting.clone(), viewer.clone(), filter.clone());
             async move { server_service::count(&state, &viewer, org, &filter).await }
         });
-        Ok(connection(items, fields, |s| s.id, Server))
+        Ok(connection(items, fields, |s| s.id, |s| Server(s.into())))
     }
 }
 
@@ -863,7 +899,7 @@ impl FleetMutation {
         };
         let pool = pool_service::create(state(ctx), viewer(ctx), cluster, new).await?;
         Ok(NodePoolPayload {
-            node_pool: NodePool(pool),
+            node_pool: NodePool(pool.into()),
         })
     }
 
@@ -881,7 +917,7 @@ impl FleetMutation {
         let sets = pool_sets(input.labels, input.annotations, input.taints)?;
         let pool = pool_service::update(state(ctx), viewer(ctx), id, size, sets).await?;
         Ok(NodePoolPayload {
-            node_pool: NodePool(pool),
+            node_pool: NodePool(pool.into()),
         })
     }
 
@@ -890,7 +926,7 @@ impl FleetMutation {
         let id = id_of(&input.id, NodeKind::NodePool, "input.id")?;
         let pool = pool_service::delete(state(ctx), viewer(ctx), id).await?;
         Ok(NodePoolPayload {
-            node_pool: NodePool(pool),
+            node_pool: NodePool(pool.into()),
         })
     }
 
@@ -918,7 +954,7 @@ impl FleetMutation {
         let server =
             server_service::register(state(ctx), viewer, org, server_fields(input)?).await?;
         Ok(ServerPayload {
-            server: Server(server),
+            server: Server(server.into()),
         })
     }
 
@@ -932,7 +968,7 @@ impl FleetMutation {
         let server =
             server_service::update(state(ctx), viewer(ctx), id, server_fields(input)?).await?;
         Ok(ServerPayload {
-            server: Server(server),
+            server: Server(server.into()),
         })
     }
 
@@ -941,7 +977,7 @@ impl FleetMutation {
         let id = id_of(&input.id, NodeKind::Server, "input.id")?;
         let server = server_service::remove(state(ctx), viewer(ctx), id).await?;
         Ok(ServerPayload {
-            server: Server(server),
+            server: Server(server.into()),
         })
     }
 
@@ -954,7 +990,7 @@ impl FleetMutation {
         let id = id_of(&input.id, NodeKind::Server, "input.id")?;
         let server = server_service::reset_host_key(state(ctx), viewer(ctx), id).await?;
         Ok(ServerPayload {
-            server: Server(server),
+            server: Server(server.into()),
         })
     }
 }

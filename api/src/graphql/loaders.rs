@@ -6,6 +6,10 @@
 //! always belong to their parent's organization. Objects a parent references by id (a
 //! cluster's domain) are loaded by id and organization, so a stray reference cannot reach
 //! into another organization.
+//!
+//! Rows are decoded by [`super::rows`] and handed out as `Arc`s: the DataLoader clones each
+//! value once per waiting field, which for `Vec<Model>` meant copying every string of every
+//! row again.
 
 use std::{collections::HashMap, hash::Hash, sync::Arc};
 
@@ -18,6 +22,8 @@ use entity::{
 };
 use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder};
 use uuid::Uuid;
+
+use super::rows;
 
 /// Loads the children of fleet objects in batches.
 pub struct FleetLoader {
@@ -35,14 +41,17 @@ pub fn loaders(db: DatabaseConnection, delay: std::time::Duration) -> Loaders {
 /// Errors are shared between the fields that waited on one batch.
 pub type LoadError = Arc<sea_orm::DbErr>;
 
+/// The children of one parent, shared between the fields that asked for them.
+pub type Children<M> = Vec<Arc<M>>;
+
 fn group<K: Hash + Eq + Copy, M>(
     keys: &[K],
     rows: Vec<M>,
     key_of: impl Fn(&M) -> K,
-) -> HashMap<K, Vec<M>> {
-    let mut map: HashMap<K, Vec<M>> = keys.iter().map(|k| (*k, Vec::new())).collect();
+) -> HashMap<K, Children<M>> {
+    let mut map: HashMap<K, Children<M>> = keys.iter().map(|k| (*k, Vec::new())).collect();
     for row in rows {
-        map.entry(key_of(&row)).or_default().push(row);
+        map.entry(key_of(&row)).or_default().push(Arc::new(row));
     }
     map
 }
@@ -54,17 +63,15 @@ macro_rules! children {
         pub struct $key(pub Uuid);
 
         impl Loader<$key> for FleetLoader {
-            type Value = Vec<$entity::Model>;
+            type Value = Children<$entity::Model>;
             type Error = LoadError;
 
             async fn load(&self, keys: &[$key]) -> Result<HashMap<$key, Self::Value>, Self::Error> {
                 let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
-                let rows = $entity::Entity::find()
+                let select = $entity::Entity::find()
                     .filter($entity::Column::$column.is_in(ids))
-                    .order_by_asc($entity::Column::Id)
-                    .all(&self.db)
-                    .await
-                    .map_err(Arc::new)?;
+                    .order_by_asc($entity::Column::Id);
+                let rows = rows::all(&self.db, select).await.map_err(Arc::new)?;
                 Ok(group(keys, rows, |r| $key(r.$parent)))
             }
         }
@@ -107,20 +114,35 @@ children!(
     "The taints of a node pool."
 );
 
-children!(
-    StepsOfRun,
-    workflow_steps,
-    RunId,
-    run_id,
-    "The steps of a workflow run (in id order; callers sort by position)."
-);
+/// The steps of a workflow run (in id order; callers sort by position).
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct StepsOfRun(pub Uuid);
+
+impl Loader<StepsOfRun> for FleetLoader {
+    type Value = Children<workflow_steps::Model>;
+    type Error = LoadError;
+
+    async fn load(
+        &self,
+        keys: &[StepsOfRun],
+    ) -> Result<HashMap<StepsOfRun, Self::Value>, Self::Error> {
+        let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
+        let rows = workflow_steps::Entity::find()
+            .filter(workflow_steps::Column::RunId.is_in(ids))
+            .order_by_asc(workflow_steps::Column::Id)
+            .all(&self.db)
+            .await
+            .map_err(Arc::new)?;
+        Ok(group(keys, rows, |r| StepsOfRun(r.run_id)))
+    }
+}
 
 /// The servers of a cluster.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ServersOfCluster(pub Uuid);
 
 impl Loader<ServersOfCluster> for FleetLoader {
-    type Value = Vec<servers::Model>;
+    type Value = Children<servers::Model>;
     type Error = LoadError;
 
     async fn load(
@@ -128,12 +150,10 @@ impl Loader<ServersOfCluster> for FleetLoader {
         keys: &[ServersOfCluster],
     ) -> Result<HashMap<ServersOfCluster, Self::Value>, Self::Error> {
         let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
-        let rows = servers::Entity::find()
+        let select = servers::Entity::find()
             .filter(servers::Column::ClusterId.is_in(ids))
-            .order_by_asc(servers::Column::Id)
-            .all(&self.db)
-            .await
-            .map_err(Arc::new)?;
+            .order_by_asc(servers::Column::Id);
+        let rows = rows::all(&self.db, select).await.map_err(Arc::new)?;
         Ok(group(keys, rows, |r| {
             ServersOfCluster(r.cluster_id.unwrap_or_default())
         }))
@@ -145,7 +165,7 @@ impl Loader<ServersOfCluster> for FleetLoader {
 pub struct ServersOfPool(pub Uuid);
 
 impl Loader<ServersOfPool> for FleetLoader {
-    type Value = Vec<servers::Model>;
+    type Value = Children<servers::Model>;
     type Error = LoadError;
 
     async fn load(
@@ -153,12 +173,10 @@ impl Loader<ServersOfPool> for FleetLoader {
         keys: &[ServersOfPool],
     ) -> Result<HashMap<ServersOfPool, Self::Value>, Self::Error> {
         let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
-        let rows = servers::Entity::find()
+        let select = servers::Entity::find()
             .filter(servers::Column::NodePoolId.is_in(ids))
-            .order_by_asc(servers::Column::Id)
-            .all(&self.db)
-            .await
-            .map_err(Arc::new)?;
+            .order_by_asc(servers::Column::Id);
+        let rows = rows::all(&self.db, select).await.map_err(Arc::new)?;
         Ok(group(keys, rows, |r| {
             ServersOfPool(r.node_pool_id.unwrap_or_default())
         }))
@@ -170,7 +188,7 @@ impl Loader<ServersOfPool> for FleetLoader {
 pub struct LoadBalancersOfCluster(pub Uuid);
 
 impl Loader<LoadBalancersOfCluster> for FleetLoader {
-    type Value = Vec<load_balancers::Model>;
+    type Value = Children<load_balancers::Model>;
     type Error = LoadError;
 
     async fn load(
@@ -196,7 +214,7 @@ impl Loader<LoadBalancersOfCluster> for FleetLoader {
 pub struct ControlPlaneRecordOfCluster(pub Uuid);
 
 impl Loader<ControlPlaneRecordOfCluster> for FleetLoader {
-    type Value = Vec<dns_records::Model>;
+    type Value = Children<dns_records::Model>;
     type Error = LoadError;
 
     async fn load(
@@ -225,7 +243,7 @@ pub struct DomainInOrg {
 }
 
 impl Loader<DomainInOrg> for FleetLoader {
-    type Value = Vec<domains::Model>;
+    type Value = Children<domains::Model>;
     type Error = LoadError;
 
     async fn load(

@@ -18,6 +18,7 @@ mod members;
 mod node;
 mod organizations;
 pub mod relay;
+mod rows;
 mod sessions;
 mod ssh_keys;
 mod users;

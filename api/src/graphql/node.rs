@@ -107,10 +107,10 @@ impl NodeQuery {
                 .map(|c| Node::Cluster(Cluster(c))),
             NodeKind::NodePool => fleet_pools::find(db, viewer, global.id)
                 .await?
-                .map(|p| Node::NodePool(NodePool(p))),
+                .map(|p| Node::NodePool(NodePool(p.into()))),
             NodeKind::Server => fleet_servers::find(db, viewer, global.id)
                 .await?
-                .map(|s| Node::Server(Server(s))),
+                .map(|s| Node::Server(Server(s.into()))),
             NodeKind::Domain => dns_domains::find(db, viewer, global.id)
                 .await?
                 .map(|d| Node::Domain(Domain(d))),

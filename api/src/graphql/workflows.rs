@@ -108,7 +108,10 @@ impl WorkflowRun {
     async fn steps(&self, ctx: &Context<'_>) -> Result<Vec<WorkflowStep>> {
         let mut steps = load(ctx, StepsOfRun(self.0.id)).await?;
         steps.sort_by_key(|s| s.position);
-        Ok(steps.into_iter().map(WorkflowStep).collect())
+        Ok(steps
+            .into_iter()
+            .map(|step| WorkflowStep(std::sync::Arc::unwrap_or_clone(step)))
+            .collect())
     }
     /// Its log, oldest first.
     #[graphql(complexity = "(first.or(last).unwrap_or(20).max(0) as usize) * child_complexity + 1")]
@@ -189,7 +192,10 @@ impl WorkflowLog {
             return Ok(None);
         };
         let steps = load(ctx, StepsOfRun(self.0.run_id)).await?;
-        Ok(steps.into_iter().find(|s| s.id == id))
+        Ok(steps
+            .into_iter()
+            .find(|s| s.id == id)
+            .map(std::sync::Arc::unwrap_or_clone))
     }
 }
 
