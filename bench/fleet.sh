@@ -6,7 +6,7 @@
 # PostgreSQL database, starts a release build of autoglue on it, and runs wrk with 32
 # connections for 20 s beside it. Prints requests/s and the latency distribution.
 #
-#   bench/fleet.sh            (needs PostgreSQL on 127.0.0.1:5432 as for scripts/test, and wrk)
+#   bench/fleet.sh            (needs PostgreSQL and Redis as for scripts/test, and wrk)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,6 +23,8 @@ cleanup() {
   [ -n "${SERVER:-}" ] && kill "$SERVER" 2>/dev/null && wait "$SERVER" 2>/dev/null
   psql "$PG/postgres" -qc "drop database if exists $DB with (force)" >/dev/null 2>&1 || true
   rm -rf "$WORK"
+  redis-cli -u "${AG_BENCH_REDIS_URL:-redis://127.0.0.1:6379}" --scan --pattern "ag_bench_$$*" 2>/dev/null \
+    | xargs -r redis-cli -u "${AG_BENCH_REDIS_URL:-redis://127.0.0.1:6379}" del >/dev/null 2>&1 || true
 }
 trap cleanup EXIT
 
@@ -33,6 +35,8 @@ BIN="$CARGO_TARGET_DIR/release/autoglue"
 psql "$PG/postgres" -qc "create database $DB" >/dev/null
 export DATABASE_URL="$PG/$DB"
 "$BIN" encrypt create-master --file "$WORK/master.key" >/dev/null
+# PostgreSQL takes its job queue and event bus from Redis.
+export REDIS_URL="${AG_BENCH_REDIS_URL:-redis://127.0.0.1:6379}" AUTOGLUE_REDIS_PREFIX="ag_bench_$$"
 export AUTOGLUE_MASTER_KEY_FILE="$WORK/master.key" AUTOGLUE_LISTEN="127.0.0.1:$PORT"
 export AUTOGLUE_ADMIN_USERNAME=bench AUTOGLUE_ADMIN_PASSWORD='bench bench bench' AUTOGLUE_LOG=warn
 "$BIN" serve & SERVER=$!

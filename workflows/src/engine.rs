@@ -42,7 +42,7 @@ use uuid::Uuid;
 
 use crate::{
     flow::{StepDef, Workflow},
-    recorder::{Recorder, Write},
+    recorder::{Claims, Recorder, Write},
     step::{StepCtx, StepError},
 };
 
@@ -160,6 +160,7 @@ pub struct Engine {
 struct Inner {
     db: DatabaseConnection,
     recorder: Recorder,
+    claims: Claims,
     bus: EventBus,
     registry: Registry,
     queue: Arc<dyn RunQueue>,
@@ -201,6 +202,7 @@ impl Engine {
         Engine {
             inner: Arc::new(Inner {
                 recorder: Recorder::spawn(db.clone()),
+                claims: Claims::spawn(db.clone()),
                 db,
                 bus,
                 registry,
@@ -446,7 +448,7 @@ impl Engine {
     /// a delay) or to its cancellation. A stale task (another ticket, a finished run) does
     /// nothing. An error means the database or queue failed; the queue retries the task.
     pub async fn process(&self, task: RunTask, worker: &str) -> Result<(), EngineError> {
-        let Some(run) = self.claim(task, worker).await? else {
+        let Some((run, steps)) = self.claim(task, worker).await? else {
             return Ok(());
         };
         self.publish_run(&run);
@@ -456,11 +458,6 @@ impl Engine {
                 .await?;
             return Ok(());
         };
-        let steps = workflow_steps::Entity::find()
-            .filter(workflow_steps::Column::RunId.eq(run.id))
-            .order_by_asc(workflow_steps::Column::Position)
-            .all(&self.inner.db)
-            .await?;
         let (cancel_tx, cancel) = watch::channel(run.cancel_requested_at.is_some());
         let _watcher = AbortOnDrop(self.watch_cancellation(run.id, cancel_tx));
         let mut input = run.input.clone();
@@ -512,17 +509,17 @@ impl Engine {
         Ok(())
     }
 
-    /// Claims the run of `task` for `worker` (one statement when the task is a first delivery),
-    /// or `None` when the task is stale. A retry is never tried before its backoff is over:
-    /// queues keep run-at times to the second (apalis on SQLite) or may hand a task out a little
-    /// early.
+    /// Claims the run of `task` for `worker` and reads its steps, or `None` when the task is
+    /// stale. First deliveries are claimed in batches ([`Claims`]). A retry is never tried
+    /// before its backoff is over: queues keep run-at times to the second (apalis on SQLite) or
+    /// may hand a task out a little early.
     async fn claim(
         &self,
         task: RunTask,
         worker: &str,
-    ) -> Result<Option<workflow_runs::Model>, EngineError> {
-        if let Some(run) = self.claim_update(task, worker, true).await? {
-            return Ok(Some(run));
+    ) -> Result<Option<(workflow_runs::Model, Vec<workflow_steps::Model>)>, EngineError> {
+        if let Some(claimed) = self.inner.claims.claim(task, worker).await? {
+            return Ok(Some(claimed));
         }
         let Some(run) = workflow_runs::Entity::find_by_id(task.run_id)
             .one(&self.inner.db)
@@ -547,19 +544,8 @@ impl Engine {
             }
             tokio::time::sleep(early).await;
         }
-        self.claim_update(task, worker, false).await
-    }
-
-    /// The conditional update of a claim, returning the claimed run. `first_delivery`: only a
-    /// run with no retry pending (no `next_attempt_at`).
-    async fn claim_update(
-        &self,
-        task: RunTask,
-        worker: &str,
-        first_delivery: bool,
-    ) -> Result<Option<workflow_runs::Model>, EngineError> {
         let now = entity::now();
-        let mut claim = workflow_runs::Entity::update_many()
+        let claimed = workflow_runs::Entity::update_many()
             .col_expr(
                 workflow_runs::Column::Status,
                 Expr::value(WorkflowStatus::Running),
@@ -583,15 +569,20 @@ impl Engine {
             .col_expr(workflow_runs::Column::UpdatedAt, Expr::value(now))
             .filter(workflow_runs::Column::Id.eq(task.run_id))
             .filter(workflow_runs::Column::Ticket.eq(task.ticket))
-            .filter(workflow_runs::Column::Status.is_in(ACTIVE));
-        if first_delivery {
-            claim = claim.filter(workflow_runs::Column::NextAttemptAt.is_null());
-        }
-        Ok(claim
+            .filter(workflow_runs::Column::Status.is_in(ACTIVE))
             .exec_with_returning(&self.inner.db)
             .await?
             .into_iter()
-            .next())
+            .next();
+        let Some(run) = claimed else {
+            return Ok(None);
+        };
+        let steps = workflow_steps::Entity::find()
+            .filter(workflow_steps::Column::RunId.eq(run.id))
+            .order_by_asc(workflow_steps::Column::Position)
+            .all(&self.inner.db)
+            .await?;
+        Ok(Some((run, steps)))
     }
 
     /// Polls the run's cancellation request for as long as the run is driven here; the first

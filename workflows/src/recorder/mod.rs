@@ -12,17 +12,20 @@
 //! If a batch fails (one run's row was deleted with its organization, a duplicate idempotency
 //! key), each submission of it is committed again on its own, so only the faulty one fails.
 
+mod claims;
+mod sql;
+
 use std::{collections::HashSet, fmt::Write as _, sync::Arc};
 
 use chrono::{DateTime, Utc};
 use entity::{WriteTxn as _, enums::WorkflowStatus, workflow_logs, workflow_runs, workflow_steps};
-use sea_orm::{
-    ActiveEnum, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr,
-    Statement, Value as SqlValue,
-};
+use sea_orm::{ActiveEnum, ConnectionTrait, DatabaseConnection, DbErr};
 use serde_json::Value;
 use tokio::sync::{Semaphore, mpsc, oneshot};
 use uuid::Uuid;
+
+pub(crate) use claims::Claims;
+use sql::{Cell, Sql, insert_rows, update_rows};
 
 /// One record to make.
 #[derive(Debug, Clone)]
@@ -438,200 +441,18 @@ async fn apply(db: &DatabaseConnection, writes: &[&Write]) -> Result<(), DbErr> 
         .collect();
     if !unfinished.is_empty() {
         let mut sql = Sql::new(backend);
-        let _ = write!(
-            sql.text,
-            "WITH v (id, status, at) AS ({{rows}}) UPDATE workflow_steps SET status = v.status, \
-             updated_at = v.at FROM v WHERE workflow_steps.run_id = v.id \
-             AND workflow_steps.status IN ('{}', '{}')",
-            WorkflowStatus::Queued.to_value(),
-            WorkflowStatus::Retrying.to_value(),
-        );
-        sql.rows(
+        sql.with_rows(
             &[("id", "uuid"), ("status", "text"), ("at", "timestamptz")],
             unfinished,
+        );
+        let _ = write!(
+            sql.text,
+            "UPDATE workflow_steps SET status = v.status, updated_at = v.at FROM v \
+             WHERE workflow_steps.run_id = v.id AND workflow_steps.status IN ('{}', '{}')",
+            WorkflowStatus::Queued.to_value(),
+            WorkflowStatus::Retrying.to_value(),
         );
         txn.execute_raw(sql.statement()).await?;
     }
     txn.commit().await
-}
-
-/// A value of a row handed to [`insert_rows`] or [`update_rows`].
-enum Cell {
-    Uuid(Option<Uuid>),
-    Text(Option<String>),
-    Int(i32),
-    Time(Option<DateTime<Utc>>),
-    Json(Option<Value>),
-}
-
-impl Cell {
-    fn sql(self) -> SqlValue {
-        match self {
-            Cell::Uuid(v) => v.into(),
-            Cell::Text(v) => v.into(),
-            Cell::Int(v) => v.into(),
-            Cell::Time(v) => v.into(),
-            Cell::Json(v) => v.into(),
-        }
-    }
-
-    fn json(self) -> Value {
-        match self {
-            Cell::Uuid(v) => v.map_or(Value::Null, |v| Value::String(v.to_string())),
-            Cell::Text(v) => v.map_or(Value::Null, Value::String),
-            Cell::Int(v) => Value::from(v),
-            Cell::Time(v) => v.map_or(Value::Null, |v| {
-                Value::String(v.to_rfc3339_opts(chrono::SecondsFormat::Micros, true))
-            }),
-            // As text, cast back in SQL: `jsonb_to_recordset` reads a JSON `null` as SQL NULL,
-            // which would lose a step's `null` output (or a run's `null` input).
-            Cell::Json(v) => v.map_or(Value::Null, |v| Value::String(v.to_string())),
-        }
-    }
-}
-
-/// `INSERT INTO table (columns) …` of `rows` (values in `columns`' order).
-async fn insert_rows(
-    txn: &DatabaseTransaction,
-    backend: DbBackend,
-    table: &str,
-    columns: &[(&str, &str)],
-    rows: Vec<Vec<Cell>>,
-) -> Result<(), DbErr> {
-    if rows.is_empty() {
-        return Ok(());
-    }
-    let names = columns
-        .iter()
-        .map(|(name, _)| *name)
-        .collect::<Vec<_>>()
-        .join(", ");
-    let mut sql = Sql::new(backend);
-    let _ = write!(
-        sql.text,
-        "WITH v ({names}) AS ({{rows}}) INSERT INTO {table} ({names}) SELECT {names} FROM v"
-    );
-    sql.rows(columns, rows);
-    txn.execute_raw(sql.statement()).await?;
-    Ok(())
-}
-
-/// `UPDATE table SET assignments FROM v WHERE table.id = v.id`, where `v` holds `rows` under
-/// `columns` (the first is `id`) and `assignments` refer to them as `v.name`.
-async fn update_rows(
-    txn: &DatabaseTransaction,
-    backend: DbBackend,
-    table: &str,
-    columns: &[(&str, &str)],
-    assignments: &str,
-    rows: Vec<Vec<Cell>>,
-) -> Result<(), DbErr> {
-    if rows.is_empty() {
-        return Ok(());
-    }
-    let names = columns
-        .iter()
-        .map(|(name, _)| *name)
-        .collect::<Vec<_>>()
-        .join(", ");
-    let mut sql = Sql::new(backend);
-    let _ = write!(
-        sql.text,
-        "WITH v ({names}) AS ({{rows}}) UPDATE {table} SET {assignments} FROM v \
-         WHERE {table}.id = v.id"
-    );
-    sql.rows(columns, rows);
-    txn.execute_raw(sql.statement()).await?;
-    Ok(())
-}
-
-/// SQL text with bind parameters numbered for the backend.
-struct Sql {
-    backend: DbBackend,
-    text: String,
-    values: Vec<SqlValue>,
-}
-
-impl Sql {
-    fn new(backend: DbBackend) -> Self {
-        Sql {
-            backend,
-            text: String::with_capacity(512),
-            values: Vec::new(),
-        }
-    }
-
-    fn bind(&mut self, value: impl Into<SqlValue>) -> String {
-        self.values.push(value.into());
-        match self.backend {
-            DbBackend::Postgres => format!("${}", self.values.len()),
-            _ => "?".to_owned(),
-        }
-    }
-
-    /// Puts `rows` where the text says `{rows}`. On PostgreSQL the whole set is one JSON
-    /// parameter, so the statement's text (and its prepared plan) is the same whatever the
-    /// number of rows; elsewhere (SQLite, in process, cheap to prepare) a `VALUES` list.
-    fn rows(&mut self, columns: &[(&str, &str)], rows: Vec<Vec<Cell>>) {
-        let source = match self.backend {
-            DbBackend::Postgres => {
-                let set: Vec<Value> = rows
-                    .into_iter()
-                    .map(|row| {
-                        Value::Object(
-                            columns
-                                .iter()
-                                .zip(row)
-                                .map(|((name, _), cell)| ((*name).to_owned(), cell.json()))
-                                .collect(),
-                        )
-                    })
-                    .collect();
-                let param = self.bind(Value::Array(set));
-                let types = columns
-                    .iter()
-                    .map(|(name, ty)| match *ty {
-                        "jsonb" => format!("{name} text"),
-                        ty => format!("{name} {ty}"),
-                    })
-                    .collect::<Vec<_>>()
-                    .join(", ");
-                let select = columns
-                    .iter()
-                    .map(|(name, ty)| match *ty {
-                        "jsonb" => format!("{name}::jsonb"),
-                        _ => (*name).to_owned(),
-                    })
-                    .collect::<Vec<_>>()
-                    .join(", ");
-                // Not `jsonb_to_recordset($1)`: its estimate of 100 rows makes the generic plan
-                // join a whole table by hash. `unnest` of an array is estimated at 10 rows, so
-                // the rows are found through the primary key.
-                format!(
-                    "SELECT {select} FROM unnest(ARRAY(SELECT jsonb_array_elements({param}))) \
-                     AS e (j), LATERAL jsonb_to_record(e.j) AS r ({types})"
-                )
-            }
-            _ => {
-                let mut values = String::from("VALUES ");
-                for (i, row) in rows.into_iter().enumerate() {
-                    values.push_str(if i == 0 { "(" } else { ", (" });
-                    for (j, cell) in row.into_iter().enumerate() {
-                        if j > 0 {
-                            values.push_str(", ");
-                        }
-                        let placeholder = self.bind(cell.sql());
-                        values.push_str(&placeholder);
-                    }
-                    values.push(')');
-                }
-                values
-            }
-        };
-        self.text = self.text.replacen("{rows}", &source, 1);
-    }
-
-    fn statement(self) -> Statement {
-        Statement::from_sql_and_values(self.backend, self.text, self.values)
-    }
 }

@@ -1,0 +1,191 @@
+//! SQL for batches of rows: a `WITH v (…) AS (…)` source that is one JSON parameter on
+//! PostgreSQL and a `VALUES` list on SQLite, and inserts and updates from it.
+
+use std::fmt::Write as _;
+
+use chrono::{DateTime, Utc};
+use sea_orm::{ConnectionTrait, DbBackend, DbErr, Statement, Value as SqlValue};
+use serde_json::Value;
+use uuid::Uuid;
+
+/// A value of a row handed to [`insert_rows`] or [`update_rows`].
+pub(super) enum Cell {
+    Uuid(Option<Uuid>),
+    Text(Option<String>),
+    Int(i32),
+    Time(Option<DateTime<Utc>>),
+    Json(Option<Value>),
+}
+
+impl Cell {
+    fn sql(self) -> SqlValue {
+        match self {
+            Cell::Uuid(v) => v.into(),
+            Cell::Text(v) => v.into(),
+            Cell::Int(v) => v.into(),
+            Cell::Time(v) => v.into(),
+            Cell::Json(v) => v.into(),
+        }
+    }
+
+    fn json(self) -> Value {
+        match self {
+            Cell::Uuid(v) => v.map_or(Value::Null, |v| Value::String(v.to_string())),
+            Cell::Text(v) => v.map_or(Value::Null, Value::String),
+            Cell::Int(v) => Value::from(v),
+            Cell::Time(v) => v.map_or(Value::Null, |v| {
+                Value::String(v.to_rfc3339_opts(chrono::SecondsFormat::Micros, true))
+            }),
+            // As text, cast back in SQL: `jsonb_to_recordset` reads a JSON `null` as SQL NULL,
+            // which would lose a step's `null` output (or a run's `null` input).
+            Cell::Json(v) => v.map_or(Value::Null, |v| Value::String(v.to_string())),
+        }
+    }
+}
+
+/// `INSERT INTO table (columns) …` of `rows` (values in `columns`' order).
+pub(super) async fn insert_rows(
+    db: &impl ConnectionTrait,
+    backend: DbBackend,
+    table: &str,
+    columns: &[(&str, &str)],
+    rows: Vec<Vec<Cell>>,
+) -> Result<(), DbErr> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let names = columns
+        .iter()
+        .map(|(name, _)| *name)
+        .collect::<Vec<_>>()
+        .join(", ");
+    let mut sql = Sql::new(backend);
+    sql.with_rows(columns, rows);
+    let _ = write!(
+        sql.text,
+        "INSERT INTO {table} ({names}) SELECT {names} FROM v"
+    );
+    db.execute_raw(sql.statement()).await?;
+    Ok(())
+}
+
+/// `UPDATE table SET assignments FROM v WHERE table.id = v.id`, where `v` holds `rows` under
+/// `columns` (the first is `id`) and `assignments` refer to them as `v.name`.
+pub(super) async fn update_rows(
+    db: &impl ConnectionTrait,
+    backend: DbBackend,
+    table: &str,
+    columns: &[(&str, &str)],
+    assignments: &str,
+    rows: Vec<Vec<Cell>>,
+) -> Result<(), DbErr> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let mut sql = Sql::new(backend);
+    sql.with_rows(columns, rows);
+    let _ = write!(
+        sql.text,
+        "UPDATE {table} SET {assignments} FROM v WHERE {table}.id = v.id"
+    );
+    db.execute_raw(sql.statement()).await?;
+    Ok(())
+}
+
+/// SQL text with bind parameters numbered for the backend.
+pub(super) struct Sql {
+    backend: DbBackend,
+    pub(super) text: String,
+    values: Vec<SqlValue>,
+}
+
+impl Sql {
+    pub(super) fn new(backend: DbBackend) -> Self {
+        Sql {
+            backend,
+            text: String::with_capacity(512),
+            values: Vec::new(),
+        }
+    }
+
+    pub(super) fn bind(&mut self, value: impl Into<SqlValue>) -> String {
+        self.values.push(value.into());
+        match self.backend {
+            DbBackend::Postgres => format!("${}", self.values.len()),
+            _ => "?".to_owned(),
+        }
+    }
+
+    /// Appends `WITH v (columns) AS (rows) `. On PostgreSQL the whole set is one JSON
+    /// parameter, so the statement's text (and its prepared plan) is the same whatever the
+    /// number of rows; elsewhere (SQLite, in process, cheap to prepare) a `VALUES` list.
+    pub(super) fn with_rows(&mut self, columns: &[(&str, &str)], rows: Vec<Vec<Cell>>) {
+        let names = columns
+            .iter()
+            .map(|(name, _)| *name)
+            .collect::<Vec<_>>()
+            .join(", ");
+        let _ = write!(self.text, "WITH v ({names}) AS (");
+        let source = match self.backend {
+            DbBackend::Postgres => {
+                let set: Vec<Value> = rows
+                    .into_iter()
+                    .map(|row| {
+                        Value::Object(
+                            columns
+                                .iter()
+                                .zip(row)
+                                .map(|((name, _), cell)| ((*name).to_owned(), cell.json()))
+                                .collect(),
+                        )
+                    })
+                    .collect();
+                let param = self.bind(Value::Array(set));
+                let types = columns
+                    .iter()
+                    .map(|(name, ty)| match *ty {
+                        "jsonb" => format!("{name} text"),
+                        ty => format!("{name} {ty}"),
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                let select = columns
+                    .iter()
+                    .map(|(name, ty)| match *ty {
+                        "jsonb" => format!("{name}::jsonb"),
+                        _ => (*name).to_owned(),
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                // Not `jsonb_to_recordset($1)`: its estimate of 100 rows makes the generic plan
+                // join a whole table by hash. `unnest` of an array is estimated at 10 rows, so
+                // the rows are found through the primary key.
+                format!(
+                    "SELECT {select} FROM unnest(ARRAY(SELECT jsonb_array_elements({param}))) \
+                     AS e (j), LATERAL jsonb_to_record(e.j) AS r ({types})"
+                )
+            }
+            _ => {
+                let mut values = String::from("VALUES ");
+                for (i, row) in rows.into_iter().enumerate() {
+                    values.push_str(if i == 0 { "(" } else { ", (" });
+                    for (j, cell) in row.into_iter().enumerate() {
+                        if j > 0 {
+                            values.push_str(", ");
+                        }
+                        let placeholder = self.bind(cell.sql());
+                        values.push_str(&placeholder);
+                    }
+                    values.push(')');
+                }
+                values
+            }
+        };
+        self.text.push_str(&source);
+        self.text.push_str(") ");
+    }
+
+    pub(super) fn statement(self) -> Statement {
+        Statement::from_sql_and_values(self.backend, self.text, self.values)
+    }
+}
