@@ -202,7 +202,14 @@ impl Engine {
         Engine {
             inner: Arc::new(Inner {
                 recorder: Recorder::spawn(db.clone()),
-                claims: Claims::spawn(db.clone()),
+                claims: Claims::spawn(
+                    db.clone(),
+                    registry
+                        .flows
+                        .iter()
+                        .map(|(kind, flow)| (kind.clone(), flow.steps().len()))
+                        .collect(),
+                ),
                 db,
                 bus,
                 registry,
@@ -448,7 +455,7 @@ impl Engine {
     /// a delay) or to its cancellation. A stale task (another ticket, a finished run) does
     /// nothing. An error means the database or queue failed; the queue retries the task.
     pub async fn process(&self, task: RunTask, worker: &str) -> Result<(), EngineError> {
-        let Some((run, steps)) = self.claim(task, worker).await? else {
+        let Some((run, steps, started)) = self.claim(task, worker).await? else {
             return Ok(());
         };
         self.publish_run(&run);
@@ -482,8 +489,19 @@ impl Engine {
                     .await?;
                 return Ok(());
             }
+            let already_started = started == Some(step.id);
             let (attempted, end) = self
-                .attempt(&run, step, def, input, ended.take(), cancel.clone())
+                .attempt(
+                    &run,
+                    step,
+                    def,
+                    input,
+                    Begin {
+                        previous: ended.take(),
+                        already_started,
+                    },
+                    cancel.clone(),
+                )
                 .await?;
             ended = Some(end);
             match attempted {
@@ -517,7 +535,14 @@ impl Engine {
         &self,
         task: RunTask,
         worker: &str,
-    ) -> Result<Option<(workflow_runs::Model, Vec<workflow_steps::Model>)>, EngineError> {
+    ) -> Result<
+        Option<(
+            workflow_runs::Model,
+            Vec<workflow_steps::Model>,
+            Option<Uuid>,
+        )>,
+        EngineError,
+    > {
         if let Some(claimed) = self.inner.claims.claim(task, worker).await? {
             return Ok(Some(claimed));
         }
@@ -582,7 +607,7 @@ impl Engine {
             .order_by_asc(workflow_steps::Column::Position)
             .all(&self.inner.db)
             .await?;
-        Ok(Some((run, steps)))
+        Ok(Some((run, steps, None)))
     }
 
     /// Polls the run's cancellation request for as long as the run is driven here; the first
@@ -617,30 +642,36 @@ impl Engine {
         mut step: workflow_steps::Model,
         def: &StepDef,
         input: Value,
-        previous: Option<Ended>,
+        begin: Begin,
         cancel: watch::Receiver<bool>,
     ) -> Result<(Attempted, Ended), EngineError> {
-        let attempt = step.attempt + 1;
-        let now = entity::now();
+        let Begin {
+            previous,
+            already_started,
+        } = begin;
         let mut writes = Vec::with_capacity(2);
         let previous = previous.map(|p| {
             writes.push(p.write);
             p.step
         });
-        writes.push(Write::StepStarted {
-            id: step.id,
-            attempt,
-            at: now,
-        });
+        if !already_started {
+            let now = entity::now();
+            step.status = WorkflowStatus::Running;
+            step.attempt += 1;
+            step.started_at = Some(now);
+            step.finished_at = None;
+            step.updated_at = now;
+            writes.push(Write::StepStarted {
+                id: step.id,
+                attempt: step.attempt,
+                at: now,
+            });
+        }
         self.inner.recorder.write(writes).await?;
         if let Some(previous) = previous {
             self.publish_step(run, &previous);
         }
-        step.status = WorkflowStatus::Running;
-        step.attempt = attempt;
-        step.started_at = Some(now);
-        step.finished_at = None;
-        step.updated_at = now;
+        let attempt = step.attempt;
         self.publish_step(run, &step);
 
         let checkpoint: BTreeMap<String, Value> = match &step.checkpoint {
@@ -957,6 +988,13 @@ enum Attempted {
     Cancelled,
     Failed(String),
     Retry { delay: Duration, message: String },
+}
+
+/// How an attempt begins: committing the attempt before it (`previous`), and its own start
+/// unless the claim already committed it.
+struct Begin {
+    previous: Option<Ended>,
+    already_started: bool,
 }
 
 /// The end of a step's attempt, not committed yet, and the step as it will read after.

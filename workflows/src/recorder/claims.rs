@@ -1,24 +1,34 @@
-//! Claims in batches: the workers' first deliveries of run tasks gather, and one statement
-//! claims all of them (a conditional `UPDATE … RETURNING`), one more reads their steps.
+//! Claims in batches: the workers' first deliveries of run tasks gather, and one transaction
+//! claims all of them (a conditional `UPDATE … RETURNING`), reads their steps and starts the
+//! first unfinished step of each run not asked to cancel (the engine would otherwise commit
+//! that start on its own right after).
 //!
 //! Only first deliveries come here (a run with no retry pending); a task this cannot claim
 //! (stale, or a retry handed out early) goes the engine's slower way, which says why.
 
 use std::{collections::HashMap, fmt::Write as _, sync::Arc};
 
-use entity::{enums::WorkflowStatus, workflow_runs, workflow_steps};
+use entity::{WriteTxn as _, enums::WorkflowStatus, workflow_runs, workflow_steps};
 use sea_orm::{
     ActiveEnum, ColumnTrait, DatabaseConnection, DbErr, EntityTrait, FromQueryResult, QueryFilter,
     QueryOrder,
 };
-use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::sync::oneshot;
 use uuid::Uuid;
 
-use super::sql::{Cell, Sql};
+use super::{
+    Batcher,
+    sql::{Cell, Sql},
+};
 use crate::engine::RunTask;
 
-/// A claimed run and its steps in order.
-pub(crate) type Claimed = (workflow_runs::Model, Vec<workflow_steps::Model>);
+/// A claimed run, its steps in order (as updated), and the step whose attempt the claim
+/// started, if any.
+pub(crate) type Claimed = (
+    workflow_runs::Model,
+    Vec<workflow_steps::Model>,
+    Option<Uuid>,
+);
 
 struct Submission {
     task: RunTask,
@@ -29,35 +39,26 @@ struct Submission {
 /// Hands claims to the batching task; cheap to clone.
 #[derive(Clone)]
 pub(crate) struct Claims {
-    tx: mpsc::UnboundedSender<Submission>,
+    batcher: Batcher<Submission>,
 }
+
+/// How many steps each workflow kind known here has: a claim starts a step only of a known
+/// kind and position.
+pub(crate) type StepCounts = HashMap<String, usize>;
 
 const MAX_BATCH: usize = 256;
 const IN_FLIGHT: usize = 2;
 
 impl Claims {
     /// Starts the batching task on the current tokio runtime.
-    pub(crate) fn spawn(db: DatabaseConnection) -> Claims {
-        let (tx, mut rx) = mpsc::unbounded_channel::<Submission>();
-        tokio::spawn(async move {
-            let in_flight = Arc::new(Semaphore::new(IN_FLIGHT));
-            let mut batch = Vec::new();
-            loop {
-                let Ok(slot) = in_flight.clone().acquire_owned().await else {
-                    return;
-                };
-                if rx.recv_many(&mut batch, MAX_BATCH).await == 0 {
-                    return;
-                }
-                let batch = std::mem::take(&mut batch);
-                let db = db.clone();
-                tokio::spawn(async move {
-                    claim_batch(&db, batch).await;
-                    drop(slot);
-                });
-            }
+    pub(crate) fn spawn(db: DatabaseConnection, steps: StepCounts) -> Claims {
+        let steps = Arc::new(steps);
+        let batcher = Batcher::spawn(MAX_BATCH, IN_FLIGHT, move |batch| {
+            let db = db.clone();
+            let steps = steps.clone();
+            async move { claim_batch(&db, &steps, batch).await }
         });
-        Claims { tx }
+        Claims { batcher }
     }
 
     /// Claims the run of `task` for `worker` if it is a first delivery still due: the run
@@ -68,20 +69,20 @@ impl Claims {
         worker: &str,
     ) -> Result<Option<Claimed>, DbErr> {
         let (done, claimed) = oneshot::channel();
-        self.tx
-            .send(Submission {
-                task,
-                worker: worker.to_owned(),
-                done,
-            })
-            .map_err(|_| DbErr::Custom("the engine's claim task has stopped".into()))?;
+        if !self.batcher.send(Submission {
+            task,
+            worker: worker.to_owned(),
+            done,
+        }) {
+            return Err(DbErr::Custom("the engine's claim task has stopped".into()));
+        }
         claimed
             .await
             .map_err(|_| DbErr::Custom("the engine's claim task has stopped".into()))?
     }
 }
 
-async fn claim_batch(db: &DatabaseConnection, batch: Vec<Submission>) {
+async fn claim_batch(db: &DatabaseConnection, counts: &StepCounts, batch: Vec<Submission>) {
     // The same run twice in one statement would be claimed once for both: the later ones
     // take the engine's single path.
     let mut seen = HashMap::new();
@@ -91,7 +92,7 @@ async fn claim_batch(db: &DatabaseConnection, batch: Vec<Submission>) {
     for s in again {
         let _ = s.done.send(Ok(None));
     }
-    match claim_all(db, &first).await {
+    match claim_all(db, counts, &first).await {
         Ok(mut claimed) => {
             for s in first {
                 let _ = s
@@ -110,9 +111,11 @@ async fn claim_batch(db: &DatabaseConnection, batch: Vec<Submission>) {
 
 async fn claim_all(
     db: &DatabaseConnection,
+    counts: &StepCounts,
     batch: &[Submission],
 ) -> Result<HashMap<(Uuid, Uuid), Claimed>, DbErr> {
     let backend = db.get_database_backend();
+    let txn = db.begin_write().await?;
     let now = entity::now();
     let rows = batch
         .iter()
@@ -155,7 +158,7 @@ async fn claim_all(
         retrying = WorkflowStatus::Retrying.to_value(),
     );
     let runs = workflow_runs::Model::find_by_statement(sql.statement())
-        .all(db)
+        .all(&txn)
         .await?;
     if runs.is_empty() {
         return Ok(HashMap::new());
@@ -165,17 +168,33 @@ async fn claim_all(
     for step in workflow_steps::Entity::find()
         .filter(workflow_steps::Column::RunId.is_in(ids))
         .order_by_asc(workflow_steps::Column::Position)
-        .all(db)
+        .all(&txn)
         .await?
     {
         steps.entry(step.run_id).or_default().push(step);
     }
-    Ok(runs
-        .into_iter()
-        .filter_map(|run| {
-            let ticket = run.ticket?;
-            let steps = steps.remove(&run.id).unwrap_or_default();
-            Some(((run.id, ticket), (run, steps)))
-        })
-        .collect())
+    let mut claimed = HashMap::with_capacity(runs.len());
+    let mut starts = Vec::new();
+    for run in runs {
+        let Some(ticket) = run.ticket else { continue };
+        let mut steps = steps.remove(&run.id).unwrap_or_default();
+        let known = counts.get(&run.kind).copied().unwrap_or(0);
+        let next = steps
+            .iter_mut()
+            .find(|s| s.status != WorkflowStatus::Succeeded)
+            .filter(|s| run.cancel_requested_at.is_none() && (s.position as usize) < known);
+        let started = next.map(|step| {
+            step.status = WorkflowStatus::Running;
+            step.attempt += 1;
+            step.started_at = Some(now);
+            step.finished_at = None;
+            step.updated_at = now;
+            starts.push((step.id, step.attempt, now));
+            step.id
+        });
+        claimed.insert((run.id, ticket), (run, steps, started));
+    }
+    super::start_steps(&txn, backend, &starts).await?;
+    txn.commit().await?;
+    Ok(claimed)
 }

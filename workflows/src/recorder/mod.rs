@@ -12,18 +12,20 @@
 //! If a batch fails (one run's row was deleted with its organization, a duplicate idempotency
 //! key), each submission of it is committed again on its own, so only the faulty one fails.
 
+mod batch;
 mod claims;
 mod sql;
 
-use std::{collections::HashSet, fmt::Write as _, sync::Arc};
+use std::{collections::HashSet, fmt::Write as _};
 
 use chrono::{DateTime, Utc};
 use entity::{WriteTxn as _, enums::WorkflowStatus, workflow_logs, workflow_runs, workflow_steps};
 use sea_orm::{ActiveEnum, ConnectionTrait, DatabaseConnection, DbErr};
 use serde_json::Value;
-use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::sync::oneshot;
 use uuid::Uuid;
 
+use batch::Batcher;
 pub(crate) use claims::Claims;
 use sql::{Cell, Sql, insert_rows, update_rows};
 
@@ -74,7 +76,7 @@ struct Submission {
 /// Hands writes to the engine's writer task; cheap to clone.
 #[derive(Clone)]
 pub(crate) struct Recorder {
-    tx: mpsc::UnboundedSender<Submission>,
+    batcher: Batcher<Submission>,
 }
 
 /// Most submissions committed in one transaction (bounded so that one statement stays well
@@ -90,27 +92,11 @@ impl Recorder {
     /// Starts the writer task on the current tokio runtime; it ends when every clone of the
     /// recorder is dropped.
     pub(crate) fn spawn(db: DatabaseConnection) -> Recorder {
-        let (tx, mut rx) = mpsc::unbounded_channel::<Submission>();
-        tokio::spawn(async move {
-            let in_flight = Arc::new(Semaphore::new(IN_FLIGHT));
-            let mut batch = Vec::new();
-            loop {
-                // Wait for a free slot first: meanwhile submissions gather into the next batch.
-                let Ok(slot) = in_flight.clone().acquire_owned().await else {
-                    return;
-                };
-                if rx.recv_many(&mut batch, MAX_BATCH).await == 0 {
-                    return;
-                }
-                let batch = std::mem::take(&mut batch);
-                let db = db.clone();
-                tokio::spawn(async move {
-                    commit(&db, batch).await;
-                    drop(slot);
-                });
-            }
+        let batcher = Batcher::spawn(MAX_BATCH, IN_FLIGHT, move |batch| {
+            let db = db.clone();
+            async move { commit(&db, batch).await }
         });
-        Recorder { tx }
+        Recorder { batcher }
     }
 
     /// Commits `writes` (with whatever else is waiting) and returns once they are durable.
@@ -119,9 +105,9 @@ impl Recorder {
             return Ok(());
         }
         let (done, committed) = oneshot::channel();
-        self.tx
-            .send(Submission { writes, done })
-            .map_err(|_| DbErr::Custom("the engine's writer has stopped".into()))?;
+        if !self.batcher.send(Submission { writes, done }) {
+            return Err(DbErr::Custom("the engine's writer has stopped".into()));
+        }
         committed
             .await
             .map_err(|_| DbErr::Custom("the engine's writer has stopped".into()))?
@@ -300,33 +286,14 @@ async fn apply(db: &DatabaseConnection, writes: &[&Write]) -> Result<(), DbErr> 
     )
     .await?;
 
-    let started: Vec<Vec<Cell>> = writes
+    let started: Vec<(Uuid, i32, DateTime<Utc>)> = writes
         .iter()
         .filter_map(|w| match w {
-            Write::StepStarted { id, attempt, at } => Some(vec![
-                Cell::Uuid(Some(*id)),
-                Cell::Text(Some(WorkflowStatus::Running.to_value())),
-                Cell::Int(*attempt),
-                Cell::Time(Some(*at)),
-            ]),
+            Write::StepStarted { id, attempt, at } => Some((*id, *attempt, *at)),
             _ => None,
         })
         .collect();
-    update_rows(
-        &txn,
-        backend,
-        "workflow_steps",
-        &[
-            ("id", "uuid"),
-            ("status", "text"),
-            ("attempt", "integer"),
-            ("at", "timestamptz"),
-        ],
-        "status = v.status, attempt = v.attempt, started_at = v.at, finished_at = NULL, \
-         updated_at = v.at",
-        started,
-    )
-    .await?;
+    start_steps(&txn, backend, &started).await?;
 
     let finished: Vec<Vec<Cell>> = writes
         .iter()
@@ -455,4 +422,38 @@ async fn apply(db: &DatabaseConnection, writes: &[&Write]) -> Result<(), DbErr> 
         txn.execute_raw(sql.statement()).await?;
     }
     txn.commit().await
+}
+
+/// Marks steps running: `(step id, attempt, at)`.
+async fn start_steps(
+    db: &impl ConnectionTrait,
+    backend: sea_orm::DbBackend,
+    steps: &[(Uuid, i32, DateTime<Utc>)],
+) -> Result<(), DbErr> {
+    let rows = steps
+        .iter()
+        .map(|(id, attempt, at)| {
+            vec![
+                Cell::Uuid(Some(*id)),
+                Cell::Text(Some(WorkflowStatus::Running.to_value())),
+                Cell::Int(*attempt),
+                Cell::Time(Some(*at)),
+            ]
+        })
+        .collect();
+    update_rows(
+        db,
+        backend,
+        "workflow_steps",
+        &[
+            ("id", "uuid"),
+            ("status", "text"),
+            ("attempt", "integer"),
+            ("at", "timestamptz"),
+        ],
+        "status = v.status, attempt = v.attempt, started_at = v.at, finished_at = NULL, \
+         updated_at = v.at",
+        rows,
+    )
+    .await
 }
