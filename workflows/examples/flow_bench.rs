@@ -41,7 +41,9 @@ async fn main() -> anyhow::Result<()> {
     url.set_path(&name);
     let mut options = ConnectOptions::new(url.to_string());
     options
-        .max_connections(concurrency as u32 + 10)
+        // The engine batches its statements: a few connections are enough whatever the
+        // concurrency (and PostgreSQL allows 100 by default).
+        .max_connections(32)
         .sqlx_logging(false);
     let db = Database::connect(options).await?;
     Migrator::up(&db, None).await?;
