@@ -1,20 +1,24 @@
 //! The engine against a real database and queue, with workflows that really sleep, fail, time
-//! out and get cancelled: apalis on SQLite (the embedded default) here; the Redis queue and
-//! real worker processes are covered by the API's tests.
+//! out and get cancelled: apalis on SQLite (the embedded default) by default, PostgreSQL with
+//! the Redis queue when `AG_TEST_BACKEND=postgres` (as `scripts/test` runs the suite twice).
+//! Real worker processes are covered by the API's tests.
 
-use std::{sync::Arc, time::Duration};
+use std::time::Duration;
 
 use bus::{Event, EventBus};
 use entity::{enums::WorkflowStatus, workflow_logs, workflow_runs, workflow_steps};
 use futures_util::StreamExt;
 use migration::{Migrator, MigratorTrait};
-use sea_orm::{ColumnTrait, Database, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, Database, DatabaseConnection, EntityTrait, QueryFilter,
+    QueryOrder,
+};
 use serde_json::json;
 use tokio::sync::oneshot;
 use uuid::Uuid;
 use workflows::{
     Engine, EngineSettings, Registry, StartRun,
-    runtime::{SqliteRunQueue, unique_worker_name},
+    runtime::{QueueBackend, RedisRunQueue, SqliteRunQueue, unique_worker_name},
     testing,
 };
 
@@ -22,18 +26,85 @@ struct Harness {
     engine: Engine,
     db: DatabaseConnection,
     bus: EventBus,
+    queue: QueueBackend,
     _stop: oneshot::Sender<()>,
-    _dir: tempfile::TempDir,
+    _store: Store,
+}
+
+/// Where a test's data lives: a temporary SQLite file, or a PostgreSQL database of its own
+/// (dropped with it) and a Redis namespace of its own.
+enum Store {
+    Sqlite(#[allow(dead_code)] tempfile::TempDir),
+    Postgres { name: String },
+}
+
+fn postgres_admin_url() -> String {
+    std::env::var("AG_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+fn on_postgres() -> bool {
+    std::env::var("AG_TEST_BACKEND").is_ok_and(|b| b == "postgres")
+}
+
+/// The test's own name under `AG_TEST_RUN_ID`, for its database and its Redis keys.
+fn unique_name() -> String {
+    let run = std::env::var("AG_TEST_RUN_ID").unwrap_or_else(|_| "local".into());
+    format!("ag_test_{run}_{}", Uuid::now_v7().simple())
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        let Store::Postgres { name } = self else {
+            return;
+        };
+        let name = name.clone();
+        // Drop runs inside the test's runtime: do the async work on a thread of its own.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                if let Ok(conn) = Database::connect(&postgres_admin_url()).await {
+                    let sql = format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)");
+                    let _ = conn.execute_unprepared(&sql).await;
+                }
+            });
+        })
+        .join();
+    }
 }
 
 async fn harness() -> Harness {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
-    let db = Database::connect(&url).await.unwrap();
+    let (db, queue, store) = if on_postgres() {
+        let name = unique_name();
+        let admin = postgres_admin_url();
+        let conn = Database::connect(&admin)
+            .await
+            .unwrap_or_else(|e| panic!("PostgreSQL at {admin} does not answer: {e}"));
+        conn.execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
+            .await
+            .unwrap();
+        let mut url = url::Url::parse(&admin).unwrap();
+        url.set_path(&name);
+        let db = Database::connect(url.as_str()).await.unwrap();
+        let redis =
+            std::env::var("AG_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+        let queue = RedisRunQueue::connect(&redis, &name, Duration::from_secs(30))
+            .await
+            .unwrap_or_else(|e| panic!("Redis at {redis} (AG_TEST_REDIS_URL): {e:#}"));
+        (db, QueueBackend::Redis(queue), Store::Postgres { name })
+    } else {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
+        let db = Database::connect(&url).await.unwrap();
+        let queue = SqliteRunQueue::setup(db.get_sqlite_connection_pool())
+            .await
+            .unwrap();
+        (db, QueueBackend::Sqlite(queue), Store::Sqlite(dir))
+    };
     Migrator::up(&db, None).await.unwrap();
-    let queue = SqliteRunQueue::setup(db.get_sqlite_connection_pool())
-        .await
-        .unwrap();
     let bus = EventBus::in_process();
     let mut registry = Registry::new();
     testing::register(&mut registry);
@@ -41,24 +112,28 @@ async fn harness() -> Harness {
         db.clone(),
         bus.clone(),
         registry,
-        Arc::new(queue.clone()),
+        queue.queue(),
         EngineSettings {
             cancel_poll: Duration::from_millis(50),
             cancel_grace: Duration::from_secs(2),
         },
     );
     let (stop, stopped) = oneshot::channel::<()>();
-    tokio::spawn(
-        queue.run_workers(engine.clone(), unique_worker_name("test"), 8, async move {
+    tokio::spawn(queue.clone().run_workers(
+        engine.clone(),
+        unique_worker_name("test"),
+        8,
+        async move {
             let _ = stopped.await;
-        }),
-    );
+        },
+    ));
     Harness {
         engine,
         db,
         bus,
+        queue,
         _stop: stop,
-        _dir: dir,
+        _store: store,
     }
 }
 
@@ -384,15 +459,31 @@ async fn the_same_idempotency_key_returns_the_same_run() {
         .await
         .unwrap();
     assert_ne!(other.id, first.id);
-    // Concurrent starts with one key make one run.
+    // Concurrent starts with one key make one run. They are committed in one batch with
+    // runs of no key, which the duplicates must not take down with them.
     let key = StartRun {
         idempotency_key: Some("key-3".into()),
+        ..req.clone()
+    };
+    let keyless = StartRun {
+        idempotency_key: None,
         ..req
     };
-    let results = futures_util::future::join_all((0..8).map(|_| h.engine.start(key.clone()))).await;
-    let ids: std::collections::HashSet<Uuid> =
-        results.into_iter().map(|r| r.unwrap().0.id).collect();
+    let (keyed, unkeyed) = tokio::join!(
+        futures_util::future::join_all((0..8).map(|_| h.engine.start(key.clone()))),
+        futures_util::future::join_all((0..8).map(|_| h.engine.start(keyless.clone()))),
+    );
+    let ids: std::collections::HashSet<Uuid> = keyed.into_iter().map(|r| r.unwrap().0.id).collect();
     assert_eq!(ids.len(), 1);
+    let created: std::collections::HashSet<Uuid> = unkeyed
+        .into_iter()
+        .map(|r| {
+            let (run, created) = r.unwrap();
+            assert!(created);
+            run.id
+        })
+        .collect();
+    assert_eq!(created.len(), 8);
     wait_for(
         &h.db,
         first.id,
@@ -401,7 +492,7 @@ async fn the_same_idempotency_key_returns_the_same_run() {
     )
     .await;
     let runs = workflow_runs::Entity::find().all(&h.db).await.unwrap();
-    assert_eq!(runs.len(), 3);
+    assert_eq!(runs.len(), 3 + 8);
 }
 
 #[tokio::test]
@@ -454,16 +545,13 @@ async fn one_housekeeping_run_per_period_however_many_instances_tick() {
     };
     let mut registry = Registry::new();
     housekeeping::register(&mut registry);
-    let queue = SqliteRunQueue::setup(h.db.get_sqlite_connection_pool())
-        .await
-        .unwrap();
     let engines: Vec<Engine> = (0..3)
         .map(|_| {
             Engine::new(
                 h.db.clone(),
                 h.bus.clone(),
                 registry.clone(),
-                Arc::new(queue.clone()),
+                h.queue.queue(),
                 EngineSettings::default(),
             )
         })
