@@ -51,22 +51,36 @@ pub(super) async fn insert_rows(
     columns: &[(&str, &str)],
     rows: Vec<Vec<Cell>>,
 ) -> Result<(), DbErr> {
-    if rows.is_empty() {
-        return Ok(());
-    }
     let names = columns
         .iter()
         .map(|(name, _)| *name)
         .collect::<Vec<_>>()
         .join(", ");
-    let mut sql = Sql::new(backend);
-    sql.with_rows(columns, rows);
-    let _ = write!(
-        sql.text,
-        "INSERT INTO {table} ({names}) SELECT {names} FROM v"
-    );
-    db.execute_raw(sql.statement()).await?;
+    for rows in chunks(backend, columns.len(), rows) {
+        let mut sql = Sql::new(backend);
+        sql.with_rows(columns, rows);
+        let _ = write!(
+            sql.text,
+            "INSERT INTO {table} ({names}) SELECT {names} FROM v"
+        );
+        db.execute_raw(sql.statement()).await?;
+    }
     Ok(())
+}
+
+/// `rows` in pieces that each fit in one statement: all of them on PostgreSQL (one JSON
+/// parameter); on SQLite under its limit of 32,766 bind parameters per statement.
+fn chunks(backend: DbBackend, columns: usize, mut rows: Vec<Vec<Cell>>) -> Vec<Vec<Vec<Cell>>> {
+    let per_statement = match backend {
+        DbBackend::Postgres => usize::MAX,
+        _ => (30_000 / columns.max(1)).max(1),
+    };
+    let mut pieces = Vec::new();
+    while !rows.is_empty() {
+        let rest = rows.split_off(per_statement.min(rows.len()));
+        pieces.push(std::mem::replace(&mut rows, rest));
+    }
+    pieces
 }
 
 /// `UPDATE table SET assignments FROM v WHERE table.id = v.id`, where `v` holds `rows` under
@@ -79,16 +93,15 @@ pub(super) async fn update_rows(
     assignments: &str,
     rows: Vec<Vec<Cell>>,
 ) -> Result<(), DbErr> {
-    if rows.is_empty() {
-        return Ok(());
+    for rows in chunks(backend, columns.len(), rows) {
+        let mut sql = Sql::new(backend);
+        sql.with_rows(columns, rows);
+        let _ = write!(
+            sql.text,
+            "UPDATE {table} SET {assignments} FROM v WHERE {table}.id = v.id"
+        );
+        db.execute_raw(sql.statement()).await?;
     }
-    let mut sql = Sql::new(backend);
-    sql.with_rows(columns, rows);
-    let _ = write!(
-        sql.text,
-        "UPDATE {table} SET {assignments} FROM v WHERE {table}.id = v.id"
-    );
-    db.execute_raw(sql.statement()).await?;
     Ok(())
 }
 
@@ -187,5 +200,35 @@ impl Sql {
 
     pub(super) fn statement(self) -> Statement {
         Statement::from_sql_and_values(self.backend, self.text, self.values)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rows(n: usize) -> Vec<Vec<Cell>> {
+        (0..n).map(|i| vec![Cell::Int(i as i32)]).collect()
+    }
+
+    #[test]
+    fn sqlite_statements_stay_under_its_parameter_limit_and_keep_every_row_in_order() {
+        let pieces = chunks(DbBackend::Sqlite, 13, rows(5_000));
+        assert!(
+            pieces
+                .iter()
+                .all(|p| p.len() * 13 <= 30_000 && !p.is_empty())
+        );
+        let flat: Vec<i32> = pieces
+            .into_iter()
+            .flatten()
+            .map(|row| match row.into_iter().next() {
+                Some(Cell::Int(i)) => i,
+                _ => -1,
+            })
+            .collect();
+        assert_eq!(flat, (0..5_000).collect::<Vec<i32>>());
+        assert_eq!(chunks(DbBackend::Postgres, 13, rows(5_000)).len(), 1);
+        assert!(chunks(DbBackend::Sqlite, 13, rows(0)).is_empty());
     }
 }
