@@ -304,13 +304,7 @@ async fn apply(db: &DatabaseConnection, writes: &[&Write]) -> Result<(), DbErr> 
                 output,
                 error,
                 at,
-            } => Some(vec![
-                Cell::Uuid(Some(*id)),
-                Cell::Text(Some(status.to_value())),
-                Cell::Json(output.clone()),
-                Cell::Text(error.clone()),
-                Cell::Time(Some(*at)),
-            ]),
+            } => Some(end_row(*id, *status, output, error, *at)),
             _ => None,
         })
         .collect();
@@ -318,15 +312,8 @@ async fn apply(db: &DatabaseConnection, writes: &[&Write]) -> Result<(), DbErr> 
         &txn,
         backend,
         "workflow_steps",
-        &[
-            ("id", "uuid"),
-            ("status", "text"),
-            ("output", "jsonb"),
-            ("error", "text"),
-            ("at", "timestamptz"),
-        ],
-        "status = v.status, output = v.output, error = v.error, finished_at = v.at, \
-         updated_at = v.at",
+        END_COLUMNS,
+        END_ASSIGNMENTS,
         finished,
     )
     .await?;
@@ -365,13 +352,7 @@ async fn apply(db: &DatabaseConnection, writes: &[&Write]) -> Result<(), DbErr> 
                 output,
                 error,
                 at,
-            } => Some(vec![
-                Cell::Uuid(Some(*id)),
-                Cell::Text(Some(status.to_value())),
-                Cell::Json(output.clone()),
-                Cell::Text(error.clone()),
-                Cell::Time(Some(*at)),
-            ]),
+            } => Some(end_row(*id, *status, output, error, *at)),
             _ => None,
         })
         .collect();
@@ -379,15 +360,8 @@ async fn apply(db: &DatabaseConnection, writes: &[&Write]) -> Result<(), DbErr> 
         &txn,
         backend,
         "workflow_runs",
-        &[
-            ("id", "uuid"),
-            ("status", "text"),
-            ("output", "jsonb"),
-            ("error", "text"),
-            ("at", "timestamptz"),
-        ],
-        "status = v.status, output = v.output, error = v.error, finished_at = v.at, \
-         updated_at = v.at, ticket = NULL, next_attempt_at = NULL",
+        END_COLUMNS,
+        &format!("{END_ASSIGNMENTS}, ticket = NULL, next_attempt_at = NULL"),
         ended,
     )
     .await?;
@@ -456,4 +430,33 @@ async fn start_steps(
         rows,
     )
     .await
+}
+
+/// The columns of a step's or a run's end, as [`end_row`] gives them.
+const END_COLUMNS: &[(&str, &str)] = &[
+    ("id", "uuid"),
+    ("status", "text"),
+    ("output", "jsonb"),
+    ("error", "text"),
+    ("at", "timestamptz"),
+];
+
+/// What a step's or a run's end writes.
+const END_ASSIGNMENTS: &str =
+    "status = v.status, output = v.output, error = v.error, finished_at = v.at, updated_at = v.at";
+
+fn end_row(
+    id: Uuid,
+    status: WorkflowStatus,
+    output: &Option<Value>,
+    error: &Option<String>,
+    at: DateTime<Utc>,
+) -> Vec<Cell> {
+    vec![
+        Cell::Uuid(Some(id)),
+        Cell::Text(Some(status.to_value())),
+        Cell::Json(output.clone()),
+        Cell::Text(error.clone()),
+        Cell::Time(Some(at)),
+    ]
 }
