@@ -6,7 +6,11 @@
 //! Only first deliveries come here (a run with no retry pending); a task this cannot claim
 //! (stale, or a retry handed out early) goes the engine's slower way, which says why.
 
-use std::{collections::HashMap, fmt::Write as _, sync::Arc};
+use std::{
+    collections::{HashMap, HashSet},
+    fmt::Write as _,
+    sync::Arc,
+};
 
 use entity::{WriteTxn as _, enums::WorkflowStatus, workflow_runs, workflow_steps};
 use sea_orm::{
@@ -85,10 +89,9 @@ impl Claims {
 async fn claim_batch(db: &DatabaseConnection, counts: &StepCounts, batch: Vec<Submission>) {
     // The same run twice in one statement would be claimed once for both: the later ones
     // take the engine's single path.
-    let mut seen = HashMap::new();
-    let (first, again): (Vec<_>, Vec<_>) = batch
-        .into_iter()
-        .partition(|s| seen.insert(s.task.run_id, ()).is_none());
+    let mut seen = HashSet::new();
+    let (first, again): (Vec<_>, Vec<_>) =
+        batch.into_iter().partition(|s| seen.insert(s.task.run_id));
     for s in again {
         let _ = s.done.send(Ok(None));
     }
