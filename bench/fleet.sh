@@ -7,6 +7,10 @@
 # connections for 20 s beside it. Prints requests/s and the latency distribution.
 #
 #   bench/fleet.sh            (needs PostgreSQL and Redis as for scripts/test, and wrk)
+#
+# AG_BENCH_BIN=path runs that binary instead of building one; AG_BENCH_HOLD=1 keeps the
+# server up after the run (for a profiler); AG_BENCH_DURATION and AG_BENCH_CONNECTIONS
+# change the load.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -28,12 +32,19 @@ cleanup() {
 }
 trap cleanup EXIT
 
-echo "==> building the release binary"
-cargo build --release -q --bin autoglue
-BIN="$CARGO_TARGET_DIR/release/autoglue"
+if [ -n "${AG_BENCH_BIN:-}" ]; then
+  BIN="$AG_BENCH_BIN"   # a binary built before, to compare builds
+else
+  echo "==> building the release binary"
+  cargo build --release -q --bin autoglue
+  BIN="$CARGO_TARGET_DIR/release/autoglue"
+fi
 
 psql "$PG/postgres" -qc "create database $DB" >/dev/null
-export DATABASE_URL="$PG/$DB"
+# No TLS on loopback: sqlx prefers TLS when the server offers it (Debian's does), which
+# costs both processes CPU for nothing here; node-postgres, under the comparison's
+# PostGraphile, does not use it unless told to.
+export DATABASE_URL="$PG/$DB?sslmode=${AG_BENCH_SSLMODE:-disable}"
 "$BIN" encrypt create-master --file "$WORK/master.key" >/dev/null
 # PostgreSQL takes its job queue and event bus from Redis.
 export REDIS_URL="${AG_BENCH_REDIS_URL:-redis://127.0.0.1:6379}" AUTOGLUE_REDIS_PREFIX="ag_bench_$$"
@@ -50,7 +61,7 @@ for i in $(seq -w 1 20); do
 done
 
 echo "==> seeding 20 x 50 clusters, 3 pools each, 5 servers per pool"
-psql "$DATABASE_URL" -q <<'SQL'
+psql "$PG/$DB" -q <<'SQL'
 insert into clusters (id, organization_id, name, status, k3s_version, created_at, updated_at)
   select gen_random_uuid(), o.id, 'c' || lpad(n::text, 3, '0'), 'ready', 'v1.31.4+k3s1', now(), now()
   from organizations o, generate_series(1, 50) n;
@@ -82,5 +93,21 @@ wrk.headers["Content-Type"] = "application/json"
 wrk.headers["Authorization"] = "Bearer $TOKEN"
 wrk.headers["X-Org-ID"] = "$ORG"
 LUA
+# CPU time (clock ticks) of the server, and of all PostgreSQL processes, so the run can say
+# what one request costs each of them.
+ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
+pg_ticks() { local t=0 p; for p in $(pgrep -x postgres); do t=$((t + $(ticks "$p"))); done; echo "$t"; }
+S0=$(ticks "$SERVER") P0=$(pg_ticks)
 echo "==> wrk: $CONNECTIONS connections, $DURATION"
-wrk -t2 -c"$CONNECTIONS" -d"$DURATION" --latency -s "$WORK/post.lua" "http://127.0.0.1:$PORT/graphql"
+wrk -t2 -c"$CONNECTIONS" -d"$DURATION" --latency -s "$WORK/post.lua" "http://127.0.0.1:$PORT/graphql" \
+  | tee "$WORK/wrk.out"
+S1=$(ticks "$SERVER") P1=$(pg_ticks)
+N=$(awk '/requests in/ {print $1}' "$WORK/wrk.out")
+HZ=$(getconf CLK_TCK)
+python3 -c 'import sys; n, hz, s, p = map(float, sys.argv[1:]); print(f"==> CPU per request: server {s * 1000 / hz / n:.2f} ms, PostgreSQL {p * 1000 / hz / n:.2f} ms")' \
+  "$N" "$HZ" "$((S1 - S0))" "$((P1 - P0))"
+if [ -n "${AG_BENCH_HOLD:-}" ]; then
+  echo "==> holding the server on port $PORT (AG_BENCH_HOLD); Ctrl-C ends"
+  echo "    token: $TOKEN"; echo "    org: $ORG"; echo "    body: $WORK/post.lua"
+  wait "$SERVER"
+fi

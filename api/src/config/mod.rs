@@ -397,9 +397,6 @@ pub struct GraphqlSettings {
     pub max_aliases: usize,
     /// Whether `__schema` / `__type` are answered.
     pub introspection: bool,
-    /// How long a DataLoader waits to gather sibling fields into one batch. Longer means
-    /// fewer, larger statements and a little more latency per nesting level.
-    pub batch_delay: Duration,
 }
 
 impl Default for Config {
@@ -427,7 +424,6 @@ impl Default for Config {
                 max_complexity: 50_000,
                 max_aliases: 30,
                 introspection: true,
-                batch_delay: Duration::from_millis(1),
             },
             auth: AuthSettings {
                 master_key: None,

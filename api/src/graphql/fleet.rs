@@ -1,7 +1,8 @@
 //! The fleet in GraphQL: clusters, node pools and servers.
 
 use async_graphql::{
-    Context, ID, InputObject, MaybeUndefined, Object, SimpleObject, dataloader::Loader,
+    Context, ID, InputObject, InputType, MaybeUndefined, Object, ScalarType, SimpleObject, Value,
+    dataloader::Loader,
 };
 use chrono::{DateTime, Utc};
 use entity::{
@@ -24,6 +25,7 @@ use super::{
         PoolsOfCluster, ServersOfCluster, ServersOfPool, TaintsOfPool,
     },
     organizations::Organization,
+    plain::{Plain, PlainFields},
     relay::{
         ConnectionFields, GlobalId, IdConnection, NodeKind, OrderedConnection, PageArgs,
         connection, ordered_connection,
@@ -256,28 +258,30 @@ impl Cluster {
         .ok_or(Error::NotFound("organization"))
     }
     /// Free-form metadata, unique keys.
-    async fn metadata(&self, ctx: &Context<'_>) -> Result<Vec<KeyValue>> {
+    async fn metadata(&self, ctx: &Context<'_>) -> Result<Vec<Plain<KeyValue>>> {
         let rows = load(ctx, MetadataOfCluster(self.0.id)).await?;
         Ok(rows
             .iter()
-            .map(|m| KeyValue {
-                key: m.key.clone(),
-                value: m.value.clone(),
+            .map(|m| {
+                Plain(KeyValue {
+                    key: m.key.clone(),
+                    value: m.value.clone(),
+                })
             })
             .collect())
     }
-    async fn node_pools(&self, ctx: &Context<'_>) -> Result<Vec<NodePool>> {
+    async fn node_pools(&self, ctx: &Context<'_>) -> Result<Vec<Plain<NodePool>>> {
         Ok(load(ctx, PoolsOfCluster(self.0.id))
             .await?
             .into_iter()
-            .map(NodePool)
+            .map(|p| Plain(NodePool(p)))
             .collect())
     }
-    async fn servers(&self, ctx: &Context<'_>) -> Result<Vec<Server>> {
+    async fn servers(&self, ctx: &Context<'_>) -> Result<Vec<Plain<Server>>> {
         Ok(load(ctx, ServersOfCluster(self.0.id))
             .await?
             .into_iter()
-            .map(Server)
+            .map(|s| Plain(Server(s)))
             .collect())
     }
     /// The bastion: the cluster's server with role BASTION.
@@ -373,23 +377,27 @@ impl NodePool {
     async fn desired_size(&self) -> i32 {
         self.0.desired_size
     }
-    async fn labels(&self, ctx: &Context<'_>) -> Result<Vec<KeyValue>> {
+    async fn labels(&self, ctx: &Context<'_>) -> Result<Vec<Plain<KeyValue>>> {
         let rows = load(ctx, LabelsOfPool(self.0.id)).await?;
         Ok(rows
             .iter()
-            .map(|l| KeyValue {
-                key: l.key.clone(),
-                value: l.value.clone(),
+            .map(|l| {
+                Plain(KeyValue {
+                    key: l.key.clone(),
+                    value: l.value.clone(),
+                })
             })
             .collect())
     }
-    async fn annotations(&self, ctx: &Context<'_>) -> Result<Vec<KeyValue>> {
+    async fn annotations(&self, ctx: &Context<'_>) -> Result<Vec<Plain<KeyValue>>> {
         let rows = load(ctx, AnnotationsOfPool(self.0.id)).await?;
         Ok(rows
             .iter()
-            .map(|a| KeyValue {
-                key: a.key.clone(),
-                value: a.value.clone(),
+            .map(|a| {
+                Plain(KeyValue {
+                    key: a.key.clone(),
+                    value: a.value.clone(),
+                })
             })
             .collect())
     }
@@ -404,11 +412,11 @@ impl NodePool {
             })
             .collect())
     }
-    async fn servers(&self, ctx: &Context<'_>) -> Result<Vec<Server>> {
+    async fn servers(&self, ctx: &Context<'_>) -> Result<Vec<Plain<Server>>> {
         Ok(load(ctx, ServersOfPool(self.0.id))
             .await?
             .into_iter()
-            .map(Server)
+            .map(|s| Plain(Server(s)))
             .collect())
     }
     async fn cluster(&self, ctx: &Context<'_>) -> Result<Cluster> {
@@ -490,6 +498,56 @@ impl Server {
                 .map(|p| NodePool(p.into())),
         )
     }
+}
+
+impl PlainFields for Server {
+    fn plain(&self, name: &str) -> Option<Value> {
+        let s = &*self.0;
+        Some(match name {
+            "id" => GlobalId::encode(NodeKind::Server, s.id).0.into(),
+            "hostname" => s.hostname.as_str().into(),
+            "publicIp" => opt_str(&s.public_ip),
+            "privateIp" => opt_str(&s.private_ip),
+            "role" => s.role.to_value(),
+            "status" => s.status.to_value(),
+            "statusMessage" => opt_str(&s.status_message),
+            "sshUser" => s.ssh_user.as_str().into(),
+            "sshPort" => s.ssh_port.into(),
+            "hostKey" => opt_str(&s.host_key),
+            "sshKeyId" => s.ssh_key_id.map_or(Value::Null, |id| {
+                GlobalId::encode(NodeKind::SshKey, id).0.into()
+            }),
+            "createdAt" => ScalarType::to_value(&s.created_at),
+            _ => return None,
+        })
+    }
+}
+
+impl PlainFields for NodePool {
+    fn plain(&self, name: &str) -> Option<Value> {
+        let p = &*self.0;
+        Some(match name {
+            "id" => GlobalId::encode(NodeKind::NodePool, p.id).0.into(),
+            "name" => p.name.as_str().into(),
+            "role" => p.role.to_value(),
+            "desiredSize" => p.desired_size.into(),
+            _ => return None,
+        })
+    }
+}
+
+impl PlainFields for KeyValue {
+    fn plain(&self, name: &str) -> Option<Value> {
+        Some(match name {
+            "key" => self.key.as_str().into(),
+            "value" => self.value.as_str().into(),
+            _ => return None,
+        })
+    }
+}
+
+fn opt_str(value: &Option<String>) -> Value {
+    value.as_deref().map_or(Value::Null, Value::from)
 }
 
 /// Which clusters to list.

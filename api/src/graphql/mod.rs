@@ -17,6 +17,7 @@ pub mod loaders;
 mod members;
 mod node;
 mod organizations;
+mod plain;
 pub mod relay;
 mod rows;
 mod sessions;

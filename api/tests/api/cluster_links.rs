@@ -9,7 +9,7 @@ use sea_orm::{ActiveModelTrait, EntityTrait, Set};
 use serde_json::{Value, json};
 
 use crate::{
-    helpers::{TestApp, error_code, spawn_app, spawn_app_with},
+    helpers::{TestApp, error_code, spawn_app},
     ssh_keys::uuid_of,
 };
 
@@ -336,9 +336,7 @@ const NESTED_LINKS: &str =
 
 #[tokio::test]
 async fn linked_objects_of_a_page_load_in_a_fixed_number_of_statements() {
-    // As in the fleet statement test: a generous batch delay so batches do not split.
-    let app =
-        spawn_app_with(|c| c.graphql.batch_delay = std::time::Duration::from_millis(50)).await;
+    let app = spawn_app().await;
     let token = app.token.clone();
     let org = app.create_org("acme").await;
     for i in 0..6 {

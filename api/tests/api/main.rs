@@ -18,6 +18,7 @@ mod helpers;
 mod identity;
 mod oidc;
 mod organizations;
+mod plain_fields;
 mod secrets;
 mod ssh_keys;
 mod tenancy;

@@ -218,8 +218,7 @@ fn ids(list: &Value) -> Vec<String> {
 
 #[tokio::test]
 async fn runs_list_newest_first_with_filters_and_pages() {
-    // A generous batch delay, so a loaded machine cannot split the steps' batch.
-    let app = spawn_app_with(|c| c.graphql.batch_delay = Duration::from_millis(50)).await;
+    let app = spawn_app().await;
     let org = app.create_org("acme").await;
     let cluster = app
         .gql_ok(

@@ -1,0 +1,182 @@
+//! Plain fields answered in place, not as a future each.
+//!
+//! async-graphql resolves every selected field of an object as a boxed future of its own,
+//! polled through a `FuturesUnordered`, with a context built for it. For a list-heavy
+//! response that is most of the server's work: the fleet read's 750 servers carry 3,750 of
+//! its 5,600 fields, each of them a copy of a column. A type that implements
+//! [`PlainFields`] answers its plain fields (no arguments, no I/O) synchronously while
+//! walking the selection set; its other fields (relations) still go through its `#[Object]`
+//! resolvers, concurrently, as before. Returning [`Plain<T>`] instead of `T` from a
+//! resolver switches it on; the schema does not change (`Plain<T>` is `T`'s GraphQL type).
+//!
+//! What async-graphql does for a field and this keeps: `__typename`, aliases, fragments
+//! (spreads and inline, with type conditions on the object, its interfaces or a union),
+//! repeated response keys (objects merged), and the selection order of the response.
+//! Fields carrying a custom directive take the resolver path (`@skip`/`@include` are gone
+//! by execution).
+
+use std::borrow::Cow;
+
+use async_graphql::{
+    ContainerType, ContextSelectionSet, Name, OutputType, Positioned, ServerError, ServerResult,
+    Value,
+    indexmap::IndexMap,
+    parser::types::{Field, Selection, SelectionSet},
+    registry::Registry,
+};
+
+/// An object type whose plain fields can be read without awaiting anything.
+pub trait PlainFields: ContainerType {
+    /// The value of the field with the GraphQL name `name` if it is plain; `None` sends the
+    /// field to the type's `#[Object]` resolver. It must answer exactly what that resolver
+    /// answers (tested per type against the resolver path).
+    fn plain(&self, name: &str) -> Option<Value>;
+}
+
+/// `T`, resolved with its plain fields in place.
+pub struct Plain<T>(pub T);
+
+impl<T: PlainFields> OutputType for Plain<T> {
+    fn type_name() -> Cow<'static, str> {
+        T::type_name()
+    }
+
+    fn create_type_info(registry: &mut Registry) -> String {
+        T::create_type_info(registry)
+    }
+
+    async fn resolve(
+        &self,
+        ctx: &ContextSelectionSet<'_>,
+        _field: &Positioned<Field>,
+    ) -> ServerResult<Value> {
+        resolve(ctx, &self.0).await
+    }
+}
+
+/// Resolves `root`'s selection set: plain fields now, the others concurrently after.
+async fn resolve<T: PlainFields>(ctx: &ContextSelectionSet<'_>, root: &T) -> ServerResult<Value> {
+    let mut out = IndexMap::with_capacity(ctx.item.node.items.len());
+    let mut deferred = Vec::new();
+    collect(ctx, ctx.item, root, &mut out, &mut deferred)?;
+    if !deferred.is_empty() {
+        let results =
+            futures_util::future::join_all(deferred.into_iter().map(|(key, field)| async move {
+                let ctx_field = ctx.with_field(field);
+                (key, root.resolve_field(&ctx_field).await)
+            }))
+            .await;
+        for (key, result) in results {
+            match result {
+                Ok(value) => merge(&mut out, key, value.unwrap_or_default()),
+                Err(e) => ctx.add_error(e),
+            }
+        }
+    }
+    Ok(Value::Object(out))
+}
+
+type Deferred<'a> = Vec<(Name, &'a Positioned<Field>)>;
+
+fn collect<'a, T: PlainFields>(
+    ctx: &ContextSelectionSet<'a>,
+    set: &'a Positioned<SelectionSet>,
+    root: &T,
+    out: &mut IndexMap<Name, Value>,
+    deferred: &mut Deferred<'a>,
+) -> ServerResult<()> {
+    for selection in &set.node.items {
+        match &selection.node {
+            Selection::Field(field) => {
+                let key = field.node.response_key().node.clone();
+                let name = field.node.name.node.as_str();
+                if name == "__typename" {
+                    let typename = root.introspection_type_name().into_owned();
+                    out.insert(key, Value::String(typename));
+                    continue;
+                }
+                let plain = (field.node.directives.is_empty() && field.node.arguments.is_empty())
+                    .then(|| root.plain(name))
+                    .flatten();
+                match plain {
+                    Some(value) => {
+                        out.insert(key, value);
+                    }
+                    None => {
+                        // Holds the field's place in the response until it resolves.
+                        out.entry(key.clone()).or_insert(Value::Null);
+                        deferred.push((key, field));
+                    }
+                }
+            }
+            Selection::FragmentSpread(spread) => {
+                let name = &spread.node.fragment_name.node;
+                let fragment = ctx.query_env.fragments.get(name).ok_or_else(|| {
+                    ServerError::new(format!(r#"Unknown fragment "{name}"."#), Some(spread.pos))
+                })?;
+                let condition = fragment.node.type_condition.node.on.node.as_str();
+                if applies(ctx, root, Some(condition)) {
+                    collect(ctx, &fragment.node.selection_set, root, out, deferred)?;
+                }
+            }
+            Selection::InlineFragment(fragment) => {
+                let condition = fragment
+                    .node
+                    .type_condition
+                    .as_ref()
+                    .map(|c| c.node.on.node.as_str());
+                if applies(ctx, root, condition) {
+                    collect(ctx, &fragment.node.selection_set, root, out, deferred)?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Whether a fragment with type condition `condition` applies to `root`.
+fn applies<T: OutputType>(
+    ctx: &ContextSelectionSet<'_>,
+    root: &T,
+    condition: Option<&str>,
+) -> bool {
+    let Some(condition) = condition else {
+        return true;
+    };
+    let name = root.introspection_type_name();
+    name == condition
+        || ctx
+            .schema_env
+            .registry
+            .types
+            .get(condition)
+            .is_some_and(|ty| ty.is_possible_type(&name))
+}
+
+/// Puts a resolved field into the response; a key selected twice has its objects merged,
+/// as async-graphql does.
+fn merge(out: &mut IndexMap<Name, Value>, key: Name, value: Value) {
+    match (out.get_mut(&key), value) {
+        (Some(Value::Object(into)), Value::Object(from)) => {
+            for (k, v) in from {
+                merge(into, k, v);
+            }
+        }
+        (Some(Value::List(into)), Value::List(from)) if into.len() == from.len() => {
+            for (slot, v) in into.iter_mut().zip(from) {
+                match (slot, v) {
+                    (Value::Object(into), Value::Object(from)) => {
+                        for (k, v) in from {
+                            merge(into, k, v);
+                        }
+                    }
+                    (slot, v) => *slot = v,
+                }
+            }
+        }
+        (Some(slot), value) => *slot = value,
+        (None, value) => {
+            out.insert(key, value);
+        }
+    }
+}
