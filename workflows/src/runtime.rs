@@ -26,6 +26,25 @@ pub const RUN_QUEUE: &str = "workflow_runs";
 
 pub use crate::queue::redis::unique_worker_name;
 
+/// One apalis worker over `$backend` running [`drive`] `$concurrency` at a time until
+/// `$shutdown` completes: the same for every backend. A macro, not a function, because
+/// apalis' bounds on a backend differ in their associated types from one backend to another.
+macro_rules! work {
+    ($backend:expr, $engine:expr, $name:expr, $concurrency:expr, $shutdown:expr) => {
+        WorkerBuilder::new($name.as_str())
+            .backend($backend)
+            .data($engine)
+            .concurrency($concurrency.max(1))
+            .build(drive)
+            .run_until(async move {
+                $shutdown.await;
+                Ok::<(), std::io::Error>(())
+            })
+            .await
+            .context("the workflow worker failed")
+    };
+}
+
 /// Runs on apalis' SQLite storage, in the application's own SQLite database.
 #[derive(Clone)]
 pub struct SqliteRunQueue {
@@ -69,17 +88,7 @@ impl SqliteRunQueue {
         let backend = self
             .storage
             .poll_with_strategy(Strategy::new().interval(Duration::from_millis(200)));
-        WorkerBuilder::new(name.as_str())
-            .backend(backend)
-            .data(engine)
-            .concurrency(concurrency.max(1))
-            .build(drive)
-            .run_until(async move {
-                shutdown.await;
-                Ok::<(), std::io::Error>(())
-            })
-            .await
-            .context("the workflow worker failed")
+        work!(backend, engine, name, concurrency, shutdown)
     }
 }
 
@@ -157,17 +166,7 @@ impl RedisRunQueue {
         concurrency: usize,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        WorkerBuilder::new(name.as_str())
-            .backend(self.queue)
-            .data(engine)
-            .concurrency(concurrency.max(1))
-            .build(drive)
-            .run_until(async move {
-                shutdown.await;
-                Ok::<(), std::io::Error>(())
-            })
-            .await
-            .context("the workflow worker failed")
+        work!(self.queue, engine, name, concurrency, shutdown)
     }
 }
 
