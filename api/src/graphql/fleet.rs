@@ -500,6 +500,27 @@ impl Server {
     }
 }
 
+impl PlainFields for Cluster {
+    fn plain(&self, name: &str) -> Option<Value> {
+        let c = &self.0;
+        Some(match name {
+            "id" => GlobalId::encode(NodeKind::Cluster, c.id).0.into(),
+            "name" => c.name.as_str().into(),
+            "status" => c.status.to_value(),
+            "statusMessage" => opt_str(&c.status_message),
+            "k3sVersion" => c.k3s_version.as_str().into(),
+            "region" => opt_str(&c.region),
+            "apiEndpoint" => opt_str(&c.api_endpoint),
+            "createdAt" => ScalarType::to_value(&c.created_at),
+            "updatedAt" => ScalarType::to_value(&c.updated_at),
+            "domainId" => c.domain_id.map_or(Value::Null, |id| {
+                GlobalId::encode(NodeKind::Domain, id).0.into()
+            }),
+            _ => return None,
+        })
+    }
+}
+
 impl PlainFields for Server {
     fn plain(&self, name: &str) -> Option<Value> {
         let s = &*self.0;
@@ -601,7 +622,7 @@ impl FleetQuery {
         before: Option<String>,
         first: Option<i32>,
         last: Option<i32>,
-    ) -> Result<OrderedConnection<Cluster>> {
+    ) -> Result<OrderedConnection<Plain<Cluster>>> {
         let (state, viewer) = (state(ctx), viewer(ctx).clone());
         let org = viewer.pick_org(
             opt_id(&organization_id, NodeKind::Organization, "organizationId")?,
@@ -629,7 +650,9 @@ impl FleetQuery {
             let (state, viewer, filter) = (counting.clone(), viewer.clone(), filter.clone());
             async move { cluster_service::count(&state, &viewer, org, &filter).await }
         });
-        Ok(ordered_connection(items, fields, &ordering, Cluster))
+        Ok(ordered_connection(items, fields, &ordering, |c| {
+            Plain(Cluster(c))
+        }))
     }
 
     /// One cluster; null when it does not exist or is not visible to you.

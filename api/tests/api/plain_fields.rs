@@ -10,6 +10,8 @@ use crate::helpers::spawn_app;
 
 const SERVER_FIELDS: &str = "id hostname publicIp privateIp role status statusMessage sshUser \
     sshPort hostKey sshKeyId createdAt __typename cluster { name } nodePool { name } alias: hostname";
+const CLUSTER_FIELDS: &str = "id name status statusMessage k3sVersion region apiEndpoint \
+    createdAt updatedAt domainId __typename organization { name } metadata { key value }";
 const POOL_FIELDS: &str =
     "id name role desiredSize __typename labels { key value __typename } cluster { name }";
 
@@ -19,7 +21,8 @@ async fn plain_fields_answer_what_the_resolvers_answer() {
     let org = app.create_org("acme").await;
     let cluster = app
         .gql_ok(
-            "mutation($o: ID!) { createCluster(input: {organizationId: $o, name: \"prod\"}) { cluster { id } } }",
+            "mutation($o: ID!) { createCluster(input: {organizationId: $o, name: \"prod\", region: \"eu-1\",
+                metadata: [{key: \"team\", value: \"core\"}]}) { cluster { id } } }",
             json!({ "o": org }),
         )
         .await["createCluster"]["cluster"]["id"]
@@ -63,10 +66,11 @@ async fn plain_fields_answer_what_the_resolvers_answer() {
     let by_node = app
         .gql_ok(
             &format!(
-                "query($s: ID!, $p: ID!) {{ s: node(id: $s) {{ ... on Server {{ {SERVER_FIELDS} }} }}
-                    p: node(id: $p) {{ ... on NodePool {{ {POOL_FIELDS} }} }} }}"
+                "query($s: ID!, $p: ID!, $c: ID!) {{ s: node(id: $s) {{ ... on Server {{ {SERVER_FIELDS} }} }}
+                    p: node(id: $p) {{ ... on NodePool {{ {POOL_FIELDS} }} }}
+                    c: node(id: $c) {{ ... on Cluster {{ {CLUSTER_FIELDS} }} }} }}"
             ),
-            json!({ "s": server, "p": pool }),
+            json!({ "s": server, "p": pool, "c": cluster }),
         )
         .await;
     // Through the lists, with the fields spread over a named fragment, an inline fragment
@@ -105,6 +109,18 @@ async fn plain_fields_answer_what_the_resolvers_answer() {
     assert_eq!(listed_server["alias"], "w1.acme.test");
     assert_eq!(listed_server["__typename"], "Server");
     assert_eq!(listed_server["nodePool"]["name"], "workers");
+
+    // A page of clusters: its nodes are plain too.
+    let page = app
+        .gql_ok(
+            &format!("{{ clusters(first: 5) {{ edges {{ node {{ ...C }} }} }} }} fragment C on Cluster {{ {CLUSTER_FIELDS} }}"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(page["clusters"]["edges"][0]["node"], by_node["c"]);
+    assert_eq!(by_node["c"]["region"], "eu-1");
+    assert_eq!(by_node["c"]["metadata"][0]["value"], "core");
+    assert_eq!(by_node["c"]["organization"]["name"], "acme");
 
     let mut pool_only = listed_pool.clone();
     pool_only.as_object_mut().unwrap().remove("servers");
