@@ -308,8 +308,8 @@ async fn runs_list_newest_first_with_filters_and_pages() {
     assert_eq!(one, four, "the statement count does not grow with the page");
 }
 
-/// The fewest statements of three reads of `n` runs with their steps (DataLoader batches on
-/// a timer; on a loaded machine one read may split a batch).
+/// The fewest statements of three reads of `n` runs with their steps (the counter also sees
+/// the app's background work, which may add a statement now and then).
 async fn statements_for(app: &TestApp, org: &str, n: usize) -> (u64, Value) {
     use std::sync::atomic::Ordering;
     const NESTED: &str = "query($o: ID!, $n: Int!) { workflowRuns(organizationId: $o, first: $n) {
