@@ -25,7 +25,7 @@ use super::{
         PoolsOfCluster, ServersOfCluster, ServersOfPool, TaintsOfPool,
     },
     organizations::Organization,
-    plain::{Plain, PlainFields},
+    plain::{Plain, PlainFields, PlainList},
     relay::{
         ConnectionFields, GlobalId, IdConnection, NodeKind, OrderedConnection, PageArgs,
         connection, ordered_connection,
@@ -258,31 +258,32 @@ impl Cluster {
         .ok_or(Error::NotFound("organization"))
     }
     /// Free-form metadata, unique keys.
-    async fn metadata(&self, ctx: &Context<'_>) -> Result<Vec<Plain<KeyValue>>> {
+    async fn metadata(&self, ctx: &Context<'_>) -> Result<PlainList<KeyValue>> {
         let rows = load(ctx, MetadataOfCluster(self.0.id)).await?;
         Ok(rows
             .iter()
-            .map(|m| {
-                Plain(KeyValue {
-                    key: m.key.clone(),
-                    value: m.value.clone(),
-                })
+            .map(|m| KeyValue {
+                key: m.key.clone(),
+                value: m.value.clone(),
             })
-            .collect())
+            .collect::<Vec<_>>()
+            .into())
     }
-    async fn node_pools(&self, ctx: &Context<'_>) -> Result<Vec<Plain<NodePool>>> {
+    async fn node_pools(&self, ctx: &Context<'_>) -> Result<PlainList<NodePool>> {
         Ok(load(ctx, PoolsOfCluster(self.0.id))
             .await?
             .into_iter()
-            .map(|p| Plain(NodePool(p)))
-            .collect())
+            .map(NodePool)
+            .collect::<Vec<_>>()
+            .into())
     }
-    async fn servers(&self, ctx: &Context<'_>) -> Result<Vec<Plain<Server>>> {
+    async fn servers(&self, ctx: &Context<'_>) -> Result<PlainList<Server>> {
         Ok(load(ctx, ServersOfCluster(self.0.id))
             .await?
             .into_iter()
-            .map(|s| Plain(Server(s)))
-            .collect())
+            .map(Server)
+            .collect::<Vec<_>>()
+            .into())
     }
     /// The bastion: the cluster's server with role BASTION.
     async fn bastion(&self, ctx: &Context<'_>) -> Result<Option<Server>> {
@@ -377,29 +378,27 @@ impl NodePool {
     async fn desired_size(&self) -> i32 {
         self.0.desired_size
     }
-    async fn labels(&self, ctx: &Context<'_>) -> Result<Vec<Plain<KeyValue>>> {
+    async fn labels(&self, ctx: &Context<'_>) -> Result<PlainList<KeyValue>> {
         let rows = load(ctx, LabelsOfPool(self.0.id)).await?;
         Ok(rows
             .iter()
-            .map(|l| {
-                Plain(KeyValue {
-                    key: l.key.clone(),
-                    value: l.value.clone(),
-                })
+            .map(|l| KeyValue {
+                key: l.key.clone(),
+                value: l.value.clone(),
             })
-            .collect())
+            .collect::<Vec<_>>()
+            .into())
     }
-    async fn annotations(&self, ctx: &Context<'_>) -> Result<Vec<Plain<KeyValue>>> {
+    async fn annotations(&self, ctx: &Context<'_>) -> Result<PlainList<KeyValue>> {
         let rows = load(ctx, AnnotationsOfPool(self.0.id)).await?;
         Ok(rows
             .iter()
-            .map(|a| {
-                Plain(KeyValue {
-                    key: a.key.clone(),
-                    value: a.value.clone(),
-                })
+            .map(|a| KeyValue {
+                key: a.key.clone(),
+                value: a.value.clone(),
             })
-            .collect())
+            .collect::<Vec<_>>()
+            .into())
     }
     async fn taints(&self, ctx: &Context<'_>) -> Result<Vec<Taint>> {
         let rows = load(ctx, TaintsOfPool(self.0.id)).await?;
@@ -412,12 +411,13 @@ impl NodePool {
             })
             .collect())
     }
-    async fn servers(&self, ctx: &Context<'_>) -> Result<Vec<Plain<Server>>> {
+    async fn servers(&self, ctx: &Context<'_>) -> Result<PlainList<Server>> {
         Ok(load(ctx, ServersOfPool(self.0.id))
             .await?
             .into_iter()
-            .map(|s| Plain(Server(s)))
-            .collect())
+            .map(Server)
+            .collect::<Vec<_>>()
+            .into())
     }
     async fn cluster(&self, ctx: &Context<'_>) -> Result<Cluster> {
         Box::pin(cluster_service::find(

@@ -6,8 +6,9 @@
 //! its 5,600 fields, each of them a copy of a column. A type that implements
 //! [`PlainFields`] answers its plain fields (no arguments, no I/O) synchronously while
 //! walking the selection set; its other fields (relations) still go through its `#[Object]`
-//! resolvers, concurrently, as before. Returning [`Plain<T>`] instead of `T` from a
-//! resolver switches it on; the schema does not change (`Plain<T>` is `T`'s GraphQL type).
+//! resolvers, concurrently, as before. Returning [`Plain<T>`] instead of `T`, or
+//! [`PlainList<T>`] instead of `Vec<T>`, from a resolver switches it on; the schema does not
+//! change (each has the GraphQL type of what it replaces).
 //!
 //! What async-graphql does for a field and this keeps: `__typename`, aliases, fragments
 //! (spreads and inline, with type conditions on the object, its interfaces or a union),
@@ -59,21 +60,91 @@ async fn resolve<T: PlainFields>(ctx: &ContextSelectionSet<'_>, root: &T) -> Ser
     let mut out = IndexMap::with_capacity(ctx.item.node.items.len());
     let mut deferred = Vec::new();
     collect(ctx, ctx.item, root, &mut out, &mut deferred)?;
-    if !deferred.is_empty() {
-        let results =
-            futures_util::future::join_all(deferred.into_iter().map(|(key, field)| async move {
-                let ctx_field = ctx.with_field(field);
-                (key, root.resolve_field(&ctx_field).await)
-            }))
-            .await;
-        for (key, result) in results {
-            match result {
-                Ok(value) => merge(&mut out, key, value.unwrap_or_default()),
-                Err(e) => ctx.add_error(e),
-            }
+    finish(ctx, root, &mut out, deferred).await;
+    Ok(Value::Object(out))
+}
+
+/// Resolves the fields [`collect`] left to `root`'s resolvers, concurrently, into `out`.
+async fn finish<T: PlainFields>(
+    ctx: &ContextSelectionSet<'_>,
+    root: &T,
+    out: &mut IndexMap<Name, Value>,
+    deferred: Deferred<'_>,
+) {
+    if deferred.is_empty() {
+        return;
+    }
+    let results =
+        futures_util::future::join_all(deferred.into_iter().map(|(key, field)| async move {
+            let ctx_field = ctx.with_field(field);
+            (key, root.resolve_field(&ctx_field).await)
+        }))
+        .await;
+    for (key, result) in results {
+        match result {
+            Ok(value) => merge(out, key, value.unwrap_or_default()),
+            Err(e) => ctx.add_error(e),
         }
     }
-    Ok(Value::Object(out))
+}
+
+/// A list of `T`, each item resolved as [`Plain<T>`] would be, but without a future per
+/// item: only the items that have fields left for a resolver get one (a page's 750 servers
+/// selected for their columns get none). Its GraphQL type is `Vec<T>`'s.
+pub struct PlainList<T>(pub Vec<T>);
+
+impl<T> From<Vec<T>> for PlainList<T> {
+    fn from(items: Vec<T>) -> Self {
+        PlainList(items)
+    }
+}
+
+impl<T: PlainFields> OutputType for PlainList<T> {
+    fn type_name() -> Cow<'static, str> {
+        <Vec<Plain<T>> as OutputType>::type_name()
+    }
+
+    fn qualified_type_name() -> String {
+        <Vec<Plain<T>> as OutputType>::qualified_type_name()
+    }
+
+    fn create_type_info(registry: &mut Registry) -> String {
+        <Vec<Plain<T>> as OutputType>::create_type_info(registry)
+    }
+
+    async fn resolve(
+        &self,
+        ctx: &ContextSelectionSet<'_>,
+        _field: &Positioned<Field>,
+    ) -> ServerResult<Value> {
+        let mut values = Vec::with_capacity(self.0.len());
+        let mut pending = Vec::new();
+        for (idx, item) in self.0.iter().enumerate() {
+            let mut out = IndexMap::with_capacity(ctx.item.node.items.len());
+            let mut deferred = Vec::new();
+            collect(ctx, ctx.item, item, &mut out, &mut deferred)?;
+            if deferred.is_empty() {
+                values.push(Value::Object(out));
+            } else {
+                values.push(Value::Null);
+                pending.push((idx, item, out, deferred));
+            }
+        }
+        if !pending.is_empty() {
+            let done = futures_util::future::join_all(pending.into_iter().map(
+                |(idx, item, mut out, deferred)| async move {
+                    let ctx_item = ctx.with_index(idx);
+                    finish(&ctx_item, item, &mut out, deferred).await;
+                    (idx, Value::Object(out))
+                },
+            ))
+            .await;
+            for (idx, value) in done {
+                values[idx] = value;
+            }
+        }
+        Ok(Value::List(values))
+    }
 }
 
 type Deferred<'a> = Vec<(Name, &'a Positioned<Field>)>;
