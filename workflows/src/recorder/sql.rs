@@ -56,13 +56,23 @@ pub(super) async fn insert_rows(
         .map(|(name, _)| *name)
         .collect::<Vec<_>>()
         .join(", ");
+    let statement = format!("INSERT INTO {table} ({names}) SELECT {names} FROM v");
+    over_rows(db, backend, columns, rows, &statement).await
+}
+
+/// Runs `statement`, which reads `v`, once per piece of `rows` that fits in one statement,
+/// with `v` holding that piece under `columns`.
+async fn over_rows(
+    db: &impl ConnectionTrait,
+    backend: DbBackend,
+    columns: &[(&str, &str)],
+    rows: Vec<Vec<Cell>>,
+    statement: &str,
+) -> Result<(), DbErr> {
     for rows in chunks(backend, columns.len(), rows) {
         let mut sql = Sql::new(backend);
         sql.with_rows(columns, rows);
-        let _ = write!(
-            sql.text,
-            "INSERT INTO {table} ({names}) SELECT {names} FROM v"
-        );
+        sql.text.push_str(statement);
         db.execute_raw(sql.statement()).await?;
     }
     Ok(())
@@ -93,16 +103,8 @@ pub(super) async fn update_rows(
     assignments: &str,
     rows: Vec<Vec<Cell>>,
 ) -> Result<(), DbErr> {
-    for rows in chunks(backend, columns.len(), rows) {
-        let mut sql = Sql::new(backend);
-        sql.with_rows(columns, rows);
-        let _ = write!(
-            sql.text,
-            "UPDATE {table} SET {assignments} FROM v WHERE {table}.id = v.id"
-        );
-        db.execute_raw(sql.statement()).await?;
-    }
-    Ok(())
+    let statement = format!("UPDATE {table} SET {assignments} FROM v WHERE {table}.id = v.id");
+    over_rows(db, backend, columns, rows, &statement).await
 }
 
 /// SQL text with bind parameters numbered for the backend.
