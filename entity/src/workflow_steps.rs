@@ -24,6 +24,8 @@ pub struct Model {
     pub error: Option<String>,
     pub started_at: Option<DateTimeUtc>,
     pub finished_at: Option<DateTimeUtc>,
+    /// The queue task (apalis-workflow stage) that last claimed the step.
+    pub task_id: Option<String>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

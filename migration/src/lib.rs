@@ -11,6 +11,7 @@ mod m20261121_000003_workflows;
 mod m20261121_000004_audit;
 mod m20261121_000005_cluster_links;
 mod m20261121_000006_workflow_engine;
+mod m20261122_000007_step_tasks;
 
 /// Runs the migrations in order.
 pub struct Migrator;
@@ -25,6 +26,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261121_000004_audit::Migration),
             Box::new(m20261121_000005_cluster_links::Migration),
             Box::new(m20261121_000006_workflow_engine::Migration),
+            Box::new(m20261122_000007_step_tasks::Migration),
         ]
     }
 }

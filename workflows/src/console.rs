@@ -136,7 +136,7 @@ pub struct JobPage {
 #[derive(Clone, Debug)]
 pub enum JobConsole {
     /// Our Redis queue's namespace.
-    Redis(QueueAdmin),
+    Redis(Box<QueueAdmin>),
     /// apalis' tables in the application's SQLite database.
     Sqlite(DatabaseConnection),
 }
@@ -146,7 +146,7 @@ impl JobConsole {
     /// there).
     pub fn of(backend: &QueueBackend, db: &DatabaseConnection) -> Self {
         match backend {
-            QueueBackend::Redis(q) => JobConsole::Redis(q.admin()),
+            QueueBackend::Redis(q) => JobConsole::Redis(Box::new(q.admin())),
             QueueBackend::Sqlite(_) => JobConsole::Sqlite(db.clone()),
         }
     }

@@ -4,14 +4,19 @@
 //! # How a run stays correct across crashes
 //!
 //! The database is the record of a run: its row and one row per step (status, attempt,
-//! output, checkpoint, error). The queue only carries "drive run R with ticket T". A worker
-//! that takes such a task claims the run with a conditional update (the ticket must still be
-//! the run's ticket), then resumes at the first step not yet succeeded, handing it the output
-//! recorded by the step before. So:
+//! output, checkpoint, error, the queue task that claimed it). The queue carries "drive step
+//! K of run R with ticket T": apalis-workflow's stage K ([`crate::runtime`]); when a step
+//! succeeds, apalis-workflow pushes stage K+1. A stage claims its step with a conditional
+//! write (the ticket must still be the run's, every earlier step succeeded, no other task
+//! holds the step), reads the output recorded by the step before, and runs it. So:
 //!
 //! - a worker killed in the middle of a step loses nothing: the queue's lease expires, the task
 //!   goes to another worker, which re-runs that step (attempt + 1, its checkpoints intact) and
 //!   goes on; steps already done are not repeated;
+//! - apalis-workflow pushes the next stage before the queue acknowledges the current one: a
+//!   stage delivered again after a lost acknowledgement finds its step ended by itself and only
+//!   pushes the next stage again; of two tasks for one step, the second finds it held by the
+//!   first and does nothing;
 //! - a retry is a new task with a new ticket, delayed by the backoff; the old task, should it
 //!   ever be delivered again, finds another ticket and does nothing;
 //! - cancelling a queued run finishes it at once; a running one is told through its steps'
@@ -29,11 +34,8 @@ use chrono::{DateTime, Utc};
 use entity::{enums::WorkflowStatus, workflow_logs, workflow_runs, workflow_steps};
 use futures_util::future::BoxFuture;
 use sea_orm::{
-    ActiveEnum, ActiveModelTrait,
-    ActiveValue::Set,
-    ColumnTrait, DatabaseConnection, DbErr, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder,
-    SqlErr,
-    sea_query::{Expr, ExprTrait, Func},
+    ActiveEnum, ActiveModelTrait, ActiveValue::Set, ColumnTrait, DatabaseConnection, DbErr,
+    EntityTrait, IntoActiveModel, QueryFilter, QueryOrder, SqlErr, sea_query::Expr,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -42,7 +44,7 @@ use uuid::Uuid;
 
 use crate::{
     flow::{StepDef, Workflow},
-    recorder::{Claims, Recorder, Write},
+    recorder::{Claim, Claimed, Claims, Recorder, Stage, Write},
     step::{StepCtx, StepError},
 };
 
@@ -57,12 +59,24 @@ pub struct RunTask {
 
 /// Where the engine puts [`RunTask`]s: the Redis queue or apalis on SQLite.
 pub trait RunQueue: Send + Sync + 'static {
-    /// Enqueues `task`, to be taken at `at` or at once.
+    /// Enqueues `task` at the workflow stage `position` (the step it drives; apalis-workflow
+    /// pushes the stages after it), to be taken at `at` or at once.
     fn enqueue(
         &self,
         task: RunTask,
+        position: usize,
         at: Option<DateTime<Utc>>,
     ) -> BoxFuture<'_, anyhow::Result<()>>;
+}
+
+/// What a stage leaves to the workflow: go on to the next stage, or stop the chain here (the
+/// run ended, waits for a retry, or the task had nothing to do).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Staged {
+    /// The step succeeded and the run goes on at the next position.
+    Next,
+    /// Nothing follows this task.
+    Halt,
 }
 
 /// The workflows an engine knows, by kind.
@@ -278,6 +292,7 @@ impl Engine {
                 error: None,
                 started_at: None,
                 finished_at: None,
+                task_id: None,
                 created_at: now,
                 updated_at: now,
             })));
@@ -302,6 +317,7 @@ impl Engine {
                     run_id: run.id,
                     ticket,
                 },
+                0,
                 None,
             )
             .await
@@ -440,174 +456,163 @@ impl Engine {
             .filter(workflow_steps::Column::Status.ne(WorkflowStatus::Succeeded))
             .exec(&txn)
             .await?;
+        let position = workflow_steps::Entity::find()
+            .filter(workflow_steps::Column::RunId.eq(run_id))
+            .filter(workflow_steps::Column::Status.ne(WorkflowStatus::Succeeded))
+            .order_by_asc(workflow_steps::Column::Position)
+            .one(&txn)
+            .await?
+            .map_or(0, |s| usize::try_from(s.position).unwrap_or(0));
         txn.commit().await?;
         let run = self.load(run_id).await?;
         self.publish_run(&run);
         self.inner
             .queue
-            .enqueue(RunTask { run_id, ticket }, None)
+            .enqueue(RunTask { run_id, ticket }, position, None)
             .await
             .map_err(|e| EngineError::Queue(format!("{e:#}")))?;
         Ok(run)
     }
 
-    /// Drives the run of `task` as far as it goes now: to its end, to a retry (re-enqueued with
-    /// a delay) or to its cancellation. A stale task (another ticket, a finished run) does
-    /// nothing. An error means the database or queue failed; the queue retries the task.
-    pub async fn process(&self, task: RunTask, worker: &str) -> Result<(), EngineError> {
-        let Some((run, steps, started)) = self.claim(task, worker).await? else {
-            return Ok(());
+    /// Runs one stage of a run: the step at `position`, as queue task `task_id`. The claim
+    /// ([`Claims`]) decides whether this task may run it: a stale task (another ticket, a
+    /// finished run), a second task for a step another task holds, or one for a step whose
+    /// predecessor is unfinished does nothing; the same task delivered again after a crash
+    /// resumes the step (a new attempt); one whose step it already ended goes on. An error
+    /// means the database or queue failed; the queue retries the task.
+    pub async fn stage(
+        &self,
+        task: RunTask,
+        position: usize,
+        task_id: &str,
+        worker: &str,
+    ) -> Result<Staged, EngineError> {
+        let stage = Stage {
+            task,
+            position,
+            task_id: task_id.to_owned(),
         };
-        self.publish_run(&run);
+        let Claimed {
+            run,
+            steps,
+            started,
+            taken_up,
+        } = match self.claim(stage, worker).await? {
+            Claim::Claimed(claimed) => claimed,
+            Claim::Replay => return Ok(Staged::Next),
+            Claim::NotDue(_) | Claim::Skip(_) => return Ok(Staged::Halt),
+        };
+        if taken_up {
+            self.publish_run(&run);
+        }
         let Some(flow) = self.inner.registry.get(&run.kind).cloned() else {
             let message = format!("no workflow {:?} is registered on this worker", run.kind);
             self.finish_run(&run, WorkflowStatus::Failed, None, Some(message), None)
                 .await?;
-            return Ok(());
+            return Ok(Staged::Halt);
         };
         let (cancel_tx, cancel) = watch::channel(run.cancel_requested_at.is_some());
         let _watcher = AbortOnDrop(self.watch_cancellation(run.id, cancel_tx));
-        let mut input = run.input.clone();
-        // The last attempt's end, committed together with whatever comes next.
-        let mut ended: Option<Ended> = None;
-        for step in steps {
-            if step.status == WorkflowStatus::Succeeded {
-                input = step.output.clone().unwrap_or(Value::Null);
-                continue;
-            }
-            let Some(def) = flow.steps().get(step.position as usize) else {
-                let message = format!(
-                    "step {} ({}) is not part of workflow {:?} on this worker",
-                    step.position, step.name, run.kind
-                );
-                self.finish_run(&run, WorkflowStatus::Failed, None, Some(message), ended)
-                    .await?;
-                return Ok(());
-            };
-            if *cancel.borrow() {
-                self.finish_run(&run, WorkflowStatus::Cancelled, None, None, ended)
-                    .await?;
-                return Ok(());
-            }
-            let already_started = started == Some(step.id);
-            let (attempted, end) = self
-                .attempt(
+        let (Some(step), Some(def)) = (steps.get(position).cloned(), flow.steps().get(position))
+        else {
+            let name = steps.get(position).map_or("?", |s| s.name.as_str());
+            let message = format!(
+                "step {position} ({name}) is not part of workflow {:?} on this worker",
+                run.kind
+            );
+            self.finish_run(&run, WorkflowStatus::Failed, None, Some(message), None)
+                .await?;
+            return Ok(Staged::Halt);
+        };
+        if *cancel.borrow() {
+            self.finish_run(&run, WorkflowStatus::Cancelled, None, None, None)
+                .await?;
+            return Ok(Staged::Halt);
+        }
+        let input = match position.checked_sub(1) {
+            None => run.input.clone(),
+            Some(before) => steps[before].output.clone().unwrap_or(Value::Null),
+        };
+        let already_started = started == Some(step.id);
+        let (attempted, end) = self
+            .attempt(&run, step, def, input, already_started, cancel)
+            .await?;
+        match attempted {
+            Attempted::Succeeded(output) if position + 1 >= flow.steps().len() => {
+                self.finish_run(
                     &run,
-                    step,
-                    def,
-                    input,
-                    Begin {
-                        previous: ended.take(),
-                        already_started,
-                    },
-                    cancel.clone(),
+                    WorkflowStatus::Succeeded,
+                    Some(output),
+                    None,
+                    Some(end),
                 )
                 .await?;
-            ended = Some(end);
-            match attempted {
-                Attempted::Succeeded(output) => input = output,
-                Attempted::Cancelled => {
-                    self.finish_run(&run, WorkflowStatus::Cancelled, None, None, ended)
-                        .await?;
-                    return Ok(());
-                }
-                Attempted::Failed(message) => {
-                    self.finish_run(&run, WorkflowStatus::Failed, None, Some(message), ended)
-                        .await?;
-                    return Ok(());
-                }
-                Attempted::Retry { delay, message } => {
-                    self.schedule_retry(&run, delay, message, ended).await?;
-                    return Ok(());
-                }
+                Ok(Staged::Halt)
+            }
+            Attempted::Succeeded(_) => {
+                // Committed before the next stage is pushed: it reads this output.
+                self.inner.recorder.write(vec![end.write]).await?;
+                self.publish_step(&run, &end.step);
+                Ok(Staged::Next)
+            }
+            Attempted::Cancelled => {
+                self.finish_run(&run, WorkflowStatus::Cancelled, None, None, Some(end))
+                    .await?;
+                Ok(Staged::Halt)
+            }
+            Attempted::Failed(message) => {
+                self.finish_run(&run, WorkflowStatus::Failed, None, Some(message), Some(end))
+                    .await?;
+                Ok(Staged::Halt)
+            }
+            Attempted::Retry { delay, message } => {
+                self.schedule_retry(&run, position, delay, message, end)
+                    .await?;
+                Ok(Staged::Halt)
             }
         }
-        self.finish_run(&run, WorkflowStatus::Succeeded, Some(input), None, ended)
-            .await?;
-        Ok(())
     }
 
-    /// Claims the run of `task` for `worker` and reads its steps, or `None` when the task is
-    /// stale. First deliveries are claimed in batches ([`Claims`]). A retry is never tried
-    /// before its backoff is over: queues keep run-at times to the second (apalis on SQLite) or
-    /// may hand a task out a little early.
-    async fn claim(
-        &self,
-        task: RunTask,
-        worker: &str,
-    ) -> Result<
-        Option<(
-            workflow_runs::Model,
-            Vec<workflow_steps::Model>,
-            Option<Uuid>,
-        )>,
-        EngineError,
-    > {
-        if let Some(claimed) = self.inner.claims.claim(task, worker).await? {
-            return Ok(Some(claimed));
-        }
-        let Some(run) = workflow_runs::Entity::find_by_id(task.run_id)
-            .one(&self.inner.db)
-            .await?
-        else {
-            return Ok(None);
+    /// Claims `stage` for `worker` ([`Claims`]). A retry handed out before its backoff is
+    /// over (queues keep run-at times to the second, apalis on SQLite, or may hand a task out
+    /// a little early) waits for it, or goes back to the queue when it is far off.
+    async fn claim(&self, stage: Stage, worker: &str) -> Result<Claim, EngineError> {
+        let run = match self.inner.claims.claim(stage.clone(), worker).await? {
+            Claim::NotDue(run) => run,
+            Claim::Skip(why) => {
+                tracing::debug!(run = %stage.task.run_id, position = stage.position, why, "nothing to do");
+                return Ok(Claim::Skip(why));
+            }
+            other => return Ok(other),
         };
-        if run.ticket != Some(task.ticket) || !ACTIVE.contains(&run.status) {
-            tracing::debug!(run = %task.run_id, "stale task: the run moved on");
-            return Ok(None);
-        }
         if let Some(due) = run.next_attempt_at
             && let Ok(early) = (due - Utc::now()).to_std()
         {
             if early > Duration::from_secs(5) {
                 self.inner
                     .queue
-                    .enqueue(task, Some(due))
+                    .enqueue(stage.task, stage.position, Some(due))
                     .await
                     .map_err(|e| EngineError::Queue(format!("{e:#}")))?;
-                return Ok(None);
+                return Ok(Claim::Skip("a retry handed out early: queued again"));
             }
             tokio::time::sleep(early).await;
         }
-        let now = entity::now();
-        let claimed = workflow_runs::Entity::update_many()
-            .col_expr(
-                workflow_runs::Column::Status,
-                Expr::value(WorkflowStatus::Running),
-            )
-            .col_expr(workflow_runs::Column::Worker, Expr::value(worker))
-            .col_expr(
-                workflow_runs::Column::Attempt,
-                Expr::col(workflow_runs::Column::Attempt).add(1),
-            )
-            .col_expr(
-                workflow_runs::Column::StartedAt,
-                Expr::from(Func::coalesce([
-                    Expr::col(workflow_runs::Column::StartedAt),
-                    Expr::value(now),
-                ])),
-            )
+        // Due: only while the run still has this task's ticket.
+        workflow_runs::Entity::update_many()
             .col_expr(
                 workflow_runs::Column::NextAttemptAt,
                 Expr::value(Option::<DateTime<Utc>>::None),
             )
-            .col_expr(workflow_runs::Column::UpdatedAt, Expr::value(now))
-            .filter(workflow_runs::Column::Id.eq(task.run_id))
-            .filter(workflow_runs::Column::Ticket.eq(task.ticket))
+            .filter(workflow_runs::Column::Id.eq(stage.task.run_id))
+            .filter(workflow_runs::Column::Ticket.eq(stage.task.ticket))
             .filter(workflow_runs::Column::Status.is_in(ACTIVE))
-            .exec_with_returning(&self.inner.db)
-            .await?
-            .into_iter()
-            .next();
-        let Some(run) = claimed else {
-            return Ok(None);
-        };
-        let steps = workflow_steps::Entity::find()
-            .filter(workflow_steps::Column::RunId.eq(run.id))
-            .order_by_asc(workflow_steps::Column::Position)
-            .all(&self.inner.db)
+            .exec(&self.inner.db)
             .await?;
-        Ok(Some((run, steps, None)))
+        Ok(match self.inner.claims.claim(stage, worker).await? {
+            Claim::NotDue(_) => Claim::Skip("the retry was moved meanwhile"),
+            other => other,
+        })
     }
 
     /// Polls the run's cancellation request for as long as the run is driven here; the first
@@ -634,26 +639,17 @@ impl Engine {
         })
     }
 
-    /// One attempt of one step: its start is committed (with `previous`, the end of the attempt
-    /// before it) before the body runs; its end is returned, to be committed with what follows.
+    /// One attempt of one step: its start is committed (unless the claim did) before the body
+    /// runs; its end is returned, to be committed with what follows.
     async fn attempt(
         &self,
         run: &workflow_runs::Model,
         mut step: workflow_steps::Model,
         def: &StepDef,
         input: Value,
-        begin: Begin,
+        already_started: bool,
         cancel: watch::Receiver<bool>,
     ) -> Result<(Attempted, Ended), EngineError> {
-        let Begin {
-            previous,
-            already_started,
-        } = begin;
-        let mut writes = Vec::with_capacity(2);
-        let previous = previous.map(|p| {
-            writes.push(p.write);
-            p.step
-        });
         if !already_started {
             let now = entity::now();
             step.status = WorkflowStatus::Running;
@@ -661,15 +657,15 @@ impl Engine {
             step.started_at = Some(now);
             step.finished_at = None;
             step.updated_at = now;
-            writes.push(Write::StepStarted {
-                id: step.id,
-                attempt: step.attempt,
-                at: now,
-            });
-        }
-        self.inner.recorder.write(writes).await?;
-        if let Some(previous) = previous {
-            self.publish_step(run, &previous);
+            self.inner
+                .recorder
+                .write(vec![Write::StepStarted {
+                    id: step.id,
+                    attempt: step.attempt,
+                    at: now,
+                    task_id: step.task_id.clone(),
+                }])
+                .await?;
         }
         let attempt = step.attempt;
         self.publish_step(run, &step);
@@ -818,14 +814,13 @@ impl Engine {
     async fn schedule_retry(
         &self,
         run: &workflow_runs::Model,
+        position: usize,
         delay: Duration,
         message: String,
-        ended: Option<Ended>,
+        ended: Ended,
     ) -> Result<(), EngineError> {
-        if let Some(ended) = ended {
-            self.inner.recorder.write(vec![ended.write]).await?;
-            self.publish_step(run, &ended.step);
-        }
+        self.inner.recorder.write(vec![ended.write]).await?;
+        self.publish_step(run, &ended.step);
         let ticket = Uuid::now_v7();
         let due = Utc::now() + chrono::Duration::from_std(delay).unwrap_or_default();
         // Only the fields set below are written: a cancellation requested meanwhile stays.
@@ -843,6 +838,7 @@ impl Engine {
                     run_id: run.id,
                     ticket,
                 },
+                position,
                 Some(due),
             )
             .await
@@ -988,13 +984,6 @@ enum Attempted {
     Cancelled,
     Failed(String),
     Retry { delay: Duration, message: String },
-}
-
-/// How an attempt begins: committing the attempt before it (`previous`), and its own start
-/// unless the claim already committed it.
-struct Begin {
-    previous: Option<Ended>,
-    already_started: bool,
 }
 
 /// The end of a step's attempt, not committed yet, and the step as it will read after.

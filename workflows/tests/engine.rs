@@ -77,6 +77,11 @@ impl Drop for Store {
 }
 
 async fn harness() -> Harness {
+    harness_with(true).await
+}
+
+/// As [`harness`]; without workers the test drives stages itself.
+async fn harness_with(workers: bool) -> Harness {
     let (db, queue, store) = if on_postgres() {
         let name = unique_name();
         let admin = postgres_admin_url();
@@ -119,14 +124,16 @@ async fn harness() -> Harness {
         },
     );
     let (stop, stopped) = oneshot::channel::<()>();
-    tokio::spawn(queue.clone().run_workers(
-        engine.clone(),
-        unique_worker_name("test"),
-        8,
-        async move {
-            let _ = stopped.await;
-        },
-    ));
+    if workers {
+        tokio::spawn(queue.clone().run_workers(
+            engine.clone(),
+            unique_worker_name("test"),
+            8,
+            async move {
+                let _ = stopped.await;
+            },
+        ));
+    }
     Harness {
         engine,
         db,
@@ -618,4 +625,70 @@ async fn housekeeping_prunes_finished_runs_past_retention_only() {
             .unwrap()
             .is_some()
     );
+}
+
+/// apalis-workflow pushes a run's next stage before the queue acknowledges the current one:
+/// if that acknowledgement is lost, the current stage is delivered again and pushes the next
+/// stage a second time. Each stage claims its step for its own task, so the task delivered
+/// again goes on without redoing its step, and of two tasks for one step only one runs it.
+#[tokio::test]
+async fn a_replayed_stage_goes_on_and_a_duplicate_stage_does_nothing() {
+    use workflows::engine::{RunTask, Staged};
+    let h = harness_with(false).await;
+    let (run, _) = h
+        .engine
+        .start(start(testing::THREE_STEPS, json!({})))
+        .await
+        .unwrap();
+    let task = RunTask {
+        run_id: run.id,
+        ticket: run.ticket.unwrap(),
+    };
+    let stage = |position, id: &'static str| h.engine.stage(task, position, id, "w");
+
+    // A stage for a step whose predecessor has not run does nothing.
+    assert_eq!(stage(1, "early").await.unwrap(), Staged::Halt);
+    assert_eq!(
+        steps_of(&h.db, run.id).await[1].status,
+        WorkflowStatus::Queued
+    );
+
+    assert_eq!(stage(0, "a").await.unwrap(), Staged::Next);
+    // Delivered again after a lost acknowledgement: goes on, the step is not repeated.
+    assert_eq!(stage(0, "a").await.unwrap(), Staged::Next);
+    let steps = steps_of(&h.db, run.id).await;
+    assert_eq!(
+        (
+            steps[0].status,
+            steps[0].attempt,
+            steps[0].task_id.as_deref()
+        ),
+        (WorkflowStatus::Succeeded, 1, Some("a"))
+    );
+
+    // Two tasks for step 1, at once: one runs it, the other does nothing.
+    let (b, c) = tokio::join!(stage(1, "b"), stage(1, "c"));
+    let mut outcomes = [b.unwrap(), c.unwrap()];
+    outcomes.sort_by_key(|o| *o == Staged::Halt);
+    assert_eq!(outcomes, [Staged::Next, Staged::Halt]);
+    let steps = steps_of(&h.db, run.id).await;
+    assert_eq!(
+        (steps[1].status, steps[1].attempt),
+        (WorkflowStatus::Succeeded, 1)
+    );
+    assert!(matches!(steps[1].task_id.as_deref(), Some("b" | "c")));
+
+    // The last stage ends the run; a duplicate of it afterwards does nothing.
+    assert_eq!(stage(2, "d").await.unwrap(), Staged::Halt);
+    assert_eq!(stage(2, "e").await.unwrap(), Staged::Halt);
+    let done = run_of(&h.db, run.id).await;
+    assert_eq!(
+        (done.status, done.output),
+        (WorkflowStatus::Succeeded, Some(json!(3)))
+    );
+    // Taken up once: going on to the next step is not another attempt of the run.
+    assert_eq!(done.attempt, 1);
+    let steps = steps_of(&h.db, run.id).await;
+    assert!(steps.iter().all(|s| s.attempt == 1), "{steps:?}");
+    assert_eq!(steps[2].task_id.as_deref(), Some("d"));
 }

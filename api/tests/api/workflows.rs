@@ -773,7 +773,7 @@ async fn the_job_console_shows_retries_and_cancels_jobs_for_instance_admins_only
         },
     ];
     for task in stale {
-        queue.enqueue(task, Some(later)).await.unwrap();
+        queue.enqueue(task, 0, Some(later)).await.unwrap();
     }
     // And one for a queued run that waits on it: cancelling the job cancels the run.
     let mut row = workflow_runs::ActiveModel::new();
@@ -792,6 +792,7 @@ async fn the_job_console_shows_retries_and_cancels_jobs_for_instance_admins_only
                 run_id: waiting.id,
                 ticket,
             },
+            0,
             Some(later),
         )
         .await

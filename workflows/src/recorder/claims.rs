@@ -1,10 +1,13 @@
-//! Claims in batches: the workers' first deliveries of run tasks gather, and one transaction
-//! claims all of them (a conditional `UPDATE … RETURNING`), reads their steps and starts the
-//! first unfinished step of each run not asked to cancel (the engine would otherwise commit
-//! that start on its own right after).
+//! Claims in batches: the tasks the workers fetched gather, and one transaction claims all
+//! of them. Each task is one stage of a run (apalis-workflow's step index): it may start the
+//! step at its position only if every step before succeeded and no other task holds that step.
+//! The transaction locks the runs (PostgreSQL: `FOR UPDATE`; SQLite's write transactions are
+//! exclusive), reads their steps, decides per task ([`decide`]), and for the tasks that win
+//! marks the run running and starts their step, naming the task on the step row.
 //!
-//! Only first deliveries come here (a run with no retry pending); a task this cannot claim
-//! (stale, or a retry handed out early) goes the engine's slower way, which says why.
+//! A task that cannot claim says why ([`Claim`]): a retry handed out before it is due goes the
+//! engine's slower way; a task whose step it already ended (its acknowledgement was lost) goes
+//! on to the next stage; a stale or duplicate task does nothing.
 
 use std::{
     collections::{HashMap, HashSet},
@@ -14,8 +17,8 @@ use std::{
 
 use entity::{WriteTxn as _, enums::WorkflowStatus, workflow_runs, workflow_steps};
 use sea_orm::{
-    ActiveEnum, ColumnTrait, DatabaseConnection, DbErr, EntityTrait, FromQueryResult, QueryFilter,
-    QueryOrder,
+    ActiveEnum, ColumnTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait, FromQueryResult,
+    QueryFilter, QueryOrder,
 };
 use tokio::sync::oneshot;
 use uuid::Uuid;
@@ -26,18 +29,45 @@ use super::{
 };
 use crate::engine::RunTask;
 
-/// A claimed run, its steps in order (as updated), and the step whose attempt the claim
-/// started, if any.
-pub(crate) type Claimed = (
-    workflow_runs::Model,
-    Vec<workflow_steps::Model>,
-    Option<Uuid>,
-);
+/// A claimed run, as the claim left it.
+pub(crate) struct Claimed {
+    pub run: workflow_runs::Model,
+    /// Its steps in order, as updated.
+    pub steps: Vec<workflow_steps::Model>,
+    /// The step whose attempt the claim started, if any.
+    pub started: Option<Uuid>,
+    /// The claim changed the run's status to running (it was queued or retrying): worth
+    /// telling subscribers; going on to the next step is not.
+    pub taken_up: bool,
+}
+
+/// What a claim found.
+pub(crate) enum Claim {
+    /// The run is this task's to drive: the step at its position was started for it, or not
+    /// (`None`: the run was asked to cancel, or the step is unknown here).
+    Claimed(Claimed),
+    /// This task already ended its step (the queue delivered it again after a lost
+    /// acknowledgement): go on to the next stage.
+    Replay,
+    /// A retry handed out before it is due.
+    NotDue(workflow_runs::Model),
+    /// Nothing to do, and why: stale (another ticket, a finished run) or a duplicate (another
+    /// task holds the step, or an earlier step is unfinished).
+    Skip(&'static str),
+}
+
+/// One fetched task: drive `task`'s run at step `position`, as queue task `task_id`.
+#[derive(Debug, Clone)]
+pub(crate) struct Stage {
+    pub task: RunTask,
+    pub position: usize,
+    pub task_id: String,
+}
 
 struct Submission {
-    task: RunTask,
+    stage: Stage,
     worker: String,
-    done: oneshot::Sender<Result<Option<Claimed>, DbErr>>,
+    done: oneshot::Sender<Result<Claim, DbErr>>,
 }
 
 /// Hands claims to the batching task; cheap to clone.
@@ -65,16 +95,11 @@ impl Claims {
         Claims { batcher }
     }
 
-    /// Claims the run of `task` for `worker` if it is a first delivery still due: the run
-    /// (as updated) and its steps; `None` when this path cannot claim it.
-    pub(crate) async fn claim(
-        &self,
-        task: RunTask,
-        worker: &str,
-    ) -> Result<Option<Claimed>, DbErr> {
+    /// Claims `stage` for `worker` (see [`Claim`]).
+    pub(crate) async fn claim(&self, stage: Stage, worker: &str) -> Result<Claim, DbErr> {
         let (done, claimed) = oneshot::channel();
         if !self.batcher.send(Submission {
-            task,
+            stage,
             worker: worker.to_owned(),
             done,
         }) {
@@ -87,20 +112,19 @@ impl Claims {
 }
 
 async fn claim_batch(db: &DatabaseConnection, counts: &StepCounts, batch: Vec<Submission>) {
-    // The same run twice in one statement would be claimed once for both: the later ones
-    // take the engine's single path.
+    // The same run twice in one batch is decided on what the first leaves behind: the later
+    // ones wait for the next batch (in order, behind the first's commit).
     let mut seen = HashSet::new();
-    let (first, again): (Vec<_>, Vec<_>) =
-        batch.into_iter().partition(|s| seen.insert(s.task.run_id));
-    for s in again {
-        let _ = s.done.send(Ok(None));
-    }
+    let (first, again): (Vec<_>, Vec<_>) = batch
+        .into_iter()
+        .partition(|s| seen.insert(s.stage.task.run_id));
     match claim_all(db, counts, &first).await {
-        Ok(mut claimed) => {
+        Ok(mut claims) => {
             for s in first {
-                let _ = s
-                    .done
-                    .send(Ok(claimed.remove(&(s.task.run_id, s.task.ticket))));
+                let claim = claims
+                    .remove(&(s.stage.task.run_id, s.stage.task_id.clone()))
+                    .unwrap_or(Claim::Skip("stale: another ticket, or the run finished"));
+                let _ = s.done.send(Ok(claim));
             }
         }
         Err(e) => {
@@ -110,13 +134,64 @@ async fn claim_batch(db: &DatabaseConnection, counts: &StepCounts, batch: Vec<Su
             }
         }
     }
+    if !again.is_empty() {
+        Box::pin(claim_batch(db, counts, again)).await;
+    }
+}
+
+/// What `task_id` at `position` may do with `run` whose steps are `steps` (in order).
+fn decide(
+    run: &workflow_runs::Model,
+    steps: &[workflow_steps::Model],
+    position: usize,
+    task_id: &str,
+) -> Decision {
+    if run.next_attempt_at.is_some() {
+        return Decision::NotDue;
+    }
+    let Some(step) = steps.get(position) else {
+        // No such step in the run: let the engine end it, saying why.
+        return Decision::Claim { start: false };
+    };
+    let mine = step.task_id.as_deref() == Some(task_id);
+    if step.status == WorkflowStatus::Succeeded {
+        return if mine {
+            Decision::Replay
+        } else {
+            Decision::Skip("duplicate: another task ended this step")
+        };
+    }
+    if steps[..position]
+        .iter()
+        .any(|s| s.status != WorkflowStatus::Succeeded)
+    {
+        return Decision::Skip("duplicate: an earlier step is unfinished");
+    }
+    match step.status {
+        WorkflowStatus::Running if !mine => {
+            Decision::Skip("duplicate: another task holds this step")
+        }
+        WorkflowStatus::Queued | WorkflowStatus::Retrying | WorkflowStatus::Running => {
+            Decision::Claim {
+                start: run.cancel_requested_at.is_none(),
+            }
+        }
+        _ => Decision::Skip("the step ended"),
+    }
+}
+
+enum Decision {
+    Claim { start: bool },
+    Replay,
+    NotDue,
+    Skip(&'static str),
 }
 
 async fn claim_all(
     db: &DatabaseConnection,
     counts: &StepCounts,
     batch: &[Submission],
-) -> Result<HashMap<(Uuid, Uuid), Claimed>, DbErr> {
+) -> Result<HashMap<(Uuid, String), Claim>, DbErr> {
     let backend = db.get_database_backend();
     let txn = db.begin_write().await?;
     let now = entity::now();
@@ -124,42 +199,25 @@ async fn claim_all(
         .iter()
         .map(|s| {
             vec![
-                Cell::Uuid(Some(s.task.run_id)),
-                Cell::Uuid(Some(s.task.ticket)),
-                Cell::Text(Some(s.worker.clone())),
+                Cell::Uuid(Some(s.stage.task.run_id)),
+                Cell::Uuid(Some(s.stage.task.ticket)),
             ]
         })
         .collect();
     let mut sql = Sql::new(backend);
-    // `v`'s names differ from the run's, so PostgreSQL's `RETURNING *` (which includes `v`)
-    // reads unambiguously; SQLite returns the run's columns only.
-    sql.with_rows(
-        &[
-            ("claim_id", "uuid"),
-            ("claim_ticket", "uuid"),
-            ("claim_worker", "text"),
-        ],
-        rows,
-    );
+    sql.with_rows(&[("claim_id", "uuid"), ("claim_ticket", "uuid")], rows);
     let _ = write!(
         sql.text,
-        "UPDATE workflow_runs SET status = '{running}', worker = v.claim_worker, \
-         attempt = workflow_runs.attempt + 1, started_at = COALESCE(workflow_runs.started_at, ",
-        running = WorkflowStatus::Running.to_value(),
-    );
-    let at = sql.bind(now);
-    let _ = write!(sql.text, "{at}), next_attempt_at = NULL, updated_at = ");
-    let at = sql.bind(now);
-    let _ = write!(
-        sql.text,
-        "{at} FROM v WHERE workflow_runs.id = v.claim_id \
+        "SELECT workflow_runs.* FROM workflow_runs JOIN v ON workflow_runs.id = v.claim_id \
          AND workflow_runs.ticket = v.claim_ticket \
-         AND workflow_runs.status IN ('{queued}', '{running}', '{retrying}') \
-         AND workflow_runs.next_attempt_at IS NULL RETURNING *",
+         WHERE workflow_runs.status IN ('{queued}', '{running}', '{retrying}')",
         queued = WorkflowStatus::Queued.to_value(),
         running = WorkflowStatus::Running.to_value(),
         retrying = WorkflowStatus::Retrying.to_value(),
     );
+    if backend == DbBackend::Postgres {
+        sql.text.push_str(" FOR UPDATE OF workflow_runs");
+    }
     let runs = workflow_runs::Model::find_by_statement(sql.statement())
         .all(&txn)
         .await?;
@@ -176,28 +234,91 @@ async fn claim_all(
     {
         steps.entry(step.run_id).or_default().push(step);
     }
-    let mut claimed = HashMap::with_capacity(runs.len());
+    let mut runs: HashMap<Uuid, workflow_runs::Model> =
+        runs.into_iter().map(|r| (r.id, r)).collect();
+    let mut claims = HashMap::with_capacity(batch.len());
     let mut starts = Vec::new();
-    for run in runs {
-        let Some(ticket) = run.ticket else { continue };
+    let mut taken = Vec::new();
+    for s in batch {
+        let Stage {
+            task,
+            position,
+            task_id,
+        } = &s.stage;
+        let Some(mut run) = runs.remove(&task.run_id) else {
+            continue;
+        };
         let mut steps = steps.remove(&run.id).unwrap_or_default();
-        let known = counts.get(&run.kind).copied().unwrap_or(0);
-        let next = steps
-            .iter_mut()
-            .find(|s| s.status != WorkflowStatus::Succeeded)
-            .filter(|s| run.cancel_requested_at.is_none() && (s.position as usize) < known);
-        let started = next.map(|step| {
-            step.status = WorkflowStatus::Running;
-            step.attempt += 1;
-            step.started_at = Some(now);
-            step.finished_at = None;
-            step.updated_at = now;
-            starts.push((step.id, step.attempt, now));
-            step.id
-        });
-        claimed.insert((run.id, ticket), (run, steps, started));
+        let claim = match decide(&run, &steps, *position, task_id) {
+            Decision::NotDue => Claim::NotDue(run),
+            Decision::Replay => Claim::Replay,
+            Decision::Skip(why) => Claim::Skip(why),
+            Decision::Claim { start } => {
+                let known = counts.get(&run.kind).copied().unwrap_or(0);
+                let resuming = steps
+                    .get(*position)
+                    .is_some_and(|st| st.status == WorkflowStatus::Running);
+                let started = steps
+                    .get_mut(*position)
+                    .filter(|_| start && *position < known)
+                    .map(|step| {
+                        // The same task again (a crash mid-step) resumes: a new attempt.
+                        step.status = WorkflowStatus::Running;
+                        step.attempt += 1;
+                        step.started_at = Some(now);
+                        step.finished_at = None;
+                        step.updated_at = now;
+                        step.task_id = Some(task_id.clone());
+                        starts.push((step.id, step.attempt, now, step.task_id.clone()));
+                        step.id
+                    });
+                // A worker took the run up: counted once per start or retry of the run, and
+                // once per resumption of a step, not per step.
+                let taken_up = run.status != WorkflowStatus::Running;
+                if taken_up || resuming {
+                    run.attempt += 1;
+                }
+                run.status = WorkflowStatus::Running;
+                run.worker = Some(s.worker.clone());
+                run.started_at = run.started_at.or(Some(now));
+                run.updated_at = now;
+                taken.push(vec![
+                    Cell::Uuid(Some(run.id)),
+                    Cell::Text(Some(s.worker.clone())),
+                    Cell::Int(run.attempt),
+                    Cell::Time(Some(now)),
+                ]);
+                Claim::Claimed(Claimed {
+                    run,
+                    steps,
+                    started,
+                    taken_up,
+                })
+            }
+        };
+        claims.insert((task.run_id, task_id.clone()), claim);
+    }
+    if !taken.is_empty() {
+        super::update_rows(
+            &txn,
+            backend,
+            "workflow_runs",
+            &[
+                ("id", "uuid"),
+                ("worker", "text"),
+                ("attempt", "integer"),
+                ("at", "timestamptz"),
+            ],
+            &format!(
+                "status = '{running}', worker = v.worker, attempt = v.attempt, \
+                 started_at = COALESCE(workflow_runs.started_at, v.at), updated_at = v.at",
+                running = WorkflowStatus::Running.to_value()
+            ),
+            taken,
+        )
+        .await?;
     }
     super::start_steps(&txn, backend, &starts).await?;
     txn.commit().await?;
-    Ok(claimed)
+    Ok(claims)
 }

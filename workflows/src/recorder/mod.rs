@@ -26,7 +26,7 @@ use tokio::sync::oneshot;
 use uuid::Uuid;
 
 use batch::Batcher;
-pub(crate) use claims::Claims;
+pub(crate) use claims::{Claim, Claimed, Claims, Stage};
 use sql::{Cell, Sql, insert_rows, update_rows};
 
 /// One record to make.
@@ -43,6 +43,8 @@ pub(crate) enum Write {
         id: Uuid,
         attempt: i32,
         at: DateTime<Utc>,
+        /// The queue task that claimed the step.
+        task_id: Option<String>,
     },
     /// A step's attempt ended.
     StepFinished {
@@ -286,10 +288,15 @@ async fn apply(db: &DatabaseConnection, writes: &[&Write]) -> Result<(), DbErr> 
     )
     .await?;
 
-    let started: Vec<(Uuid, i32, DateTime<Utc>)> = writes
+    let started: Vec<StepStart> = writes
         .iter()
         .filter_map(|w| match w {
-            Write::StepStarted { id, attempt, at } => Some((*id, *attempt, *at)),
+            Write::StepStarted {
+                id,
+                attempt,
+                at,
+                task_id,
+            } => Some((*id, *attempt, *at, task_id.clone())),
             _ => None,
         })
         .collect();
@@ -398,20 +405,24 @@ async fn apply(db: &DatabaseConnection, writes: &[&Write]) -> Result<(), DbErr> 
     txn.commit().await
 }
 
-/// Marks steps running: `(step id, attempt, at)`.
+/// A step to mark running: `(step id, attempt, at, claiming task)`.
+pub(crate) type StepStart = (Uuid, i32, DateTime<Utc>, Option<String>);
+
+/// Marks steps running.
 async fn start_steps(
     db: &impl ConnectionTrait,
     backend: sea_orm::DbBackend,
-    steps: &[(Uuid, i32, DateTime<Utc>)],
+    steps: &[StepStart],
 ) -> Result<(), DbErr> {
     let rows = steps
         .iter()
-        .map(|(id, attempt, at)| {
+        .map(|(id, attempt, at, task_id)| {
             vec![
                 Cell::Uuid(Some(*id)),
                 Cell::Text(Some(WorkflowStatus::Running.to_value())),
                 Cell::Int(*attempt),
                 Cell::Time(Some(*at)),
+                Cell::Text(task_id.clone()),
             ]
         })
         .collect();
@@ -424,9 +435,10 @@ async fn start_steps(
             ("status", "text"),
             ("attempt", "integer"),
             ("at", "timestamptz"),
+            ("task_id", "text"),
         ],
         "status = v.status, attempt = v.attempt, started_at = v.at, finished_at = NULL, \
-         updated_at = v.at",
+         updated_at = v.at, task_id = v.task_id",
         rows,
     )
     .await

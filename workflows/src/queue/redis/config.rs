@@ -86,6 +86,8 @@ pub struct QueueConfig {
     /// Attempts of a job that does not set its own (default 5). A lease that expires counts as
     /// an attempt, so a job that kills its worker every time ends in dead.
     pub max_attempts: u32,
+    /// The kind of a job pushed without one (apalis-workflow's next stages carry none).
+    pub default_kind: Option<String>,
     /// Delay between failed attempts.
     pub backoff: Backoff,
     /// How many ids of done jobs to keep for the console (default 0: only the count).
@@ -115,6 +117,7 @@ impl QueueConfig {
             promote_batch: 500,
             reclaim_batch: 100,
             max_attempts: 5,
+            default_kind: None,
             backoff: Backoff::default(),
             keep_done: 0,
             keep_dead: 10_000,
@@ -157,6 +160,12 @@ impl QueueConfig {
     /// Sets [`max_attempts`](Self::max_attempts).
     pub fn max_attempts(mut self, max_attempts: u32) -> Self {
         self.max_attempts = max_attempts;
+        self
+    }
+
+    /// Sets [`default_kind`](Self::default_kind).
+    pub fn default_kind(mut self, kind: impl Into<String>) -> Self {
+        self.default_kind = Some(kind.into());
         self
     }
 

@@ -167,10 +167,17 @@ impl NewJob {
     }
 
     /// From an apalis task (the `TaskSink` path).
-    pub(crate) fn from_task(task: Task<Vec<u8>>, default_max: u32) -> Result<Self, QueueError> {
+    pub(crate) fn from_task(
+        task: Task<Vec<u8>>,
+        default_max: u32,
+        default_kind: Option<&str>,
+    ) -> Result<Self, QueueError> {
         let (args, ctx) = task.take();
         let mut meta: HashMap<String, String> = ctx.metadata().as_map().clone();
-        let kind = meta.remove(KIND_METADATA_KEY).filter(|k| !k.is_empty());
+        let kind = meta
+            .remove(KIND_METADATA_KEY)
+            .filter(|k| !k.is_empty())
+            .or_else(|| default_kind.map(str::to_owned));
         let meta = if meta.is_empty() {
             None
         } else {

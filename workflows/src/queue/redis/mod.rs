@@ -136,7 +136,7 @@ use apalis_core::{
         future::BoxSyncFuture,
         persistence::{Persisted, State, TaskPersistLayer},
     },
-    task::Task,
+    task::{Task, task_id::TaskId},
     worker::context::WorkerContext,
 };
 use futures_util::{FutureExt, Sink};
@@ -385,9 +385,20 @@ impl<Args> RedisQueue<Args> {
     }
 }
 
+/// The id type of jobs on this queue: ids are UUIDv7 strings, the same whether our
+/// [`RedisQueue::enqueue`] makes them or apalis-workflow asks for one for a next stage.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct JobId;
+
+impl apalis_core::task::task_id::GenerateId for JobId {
+    fn generate() -> TaskId {
+        TaskId::from_string(enqueue::new_id())
+    }
+}
+
 impl<Args> BackendConfig for RedisQueue<Args> {
     type Args = Args;
-    type Id = String;
+    type Id = JobId;
     type Kind = Durable;
     type Config = QueueConfig;
     type Layer = Stack<OutcomeLayer, TaskPersistLayer<DiscardOutput, ()>>;

@@ -549,7 +549,13 @@ impl Persistence for RedisPersistence {
     async fn push_tasks(&mut self, tasks: Vec<Task<Vec<u8>>>) -> Result<(), QueueError> {
         let jobs = tasks
             .into_iter()
-            .map(|t| NewJob::from_task(t, self.config.max_attempts))
+            .map(|t| {
+                NewJob::from_task(
+                    t,
+                    self.config.max_attempts,
+                    self.config.default_kind.as_deref(),
+                )
+            })
             .collect::<Result<Vec<_>, _>>()?;
         self.register_queue().await;
         push_jobs(&mut self.conn, &self.keys, jobs).await?;
