@@ -257,6 +257,27 @@ async fn a_run_goes_through_its_steps_and_records_each() {
             ..
         })
     ));
+
+    // On the queue: one task per step (apalis-workflow pushed the second stage), both done;
+    // the last one, which ends the flow, is done too, not failed and tried again.
+    let console = workflows::console::JobConsole::of(&h.queue, &h.db);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let queues = console.queues().await.unwrap();
+        let q = queues
+            .iter()
+            .find(|q| q.name == workflows::runtime::RUN_QUEUE)
+            .unwrap();
+        let counts = (q.pending, q.running, q.scheduled, q.failed, q.dead, q.done);
+        if counts == (0, 0, 0, 0, 0, 2) {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "queue counts (pending, running, scheduled, failed, dead, done): {counts:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 #[tokio::test]
