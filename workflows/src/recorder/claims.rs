@@ -275,19 +275,24 @@ async fn claim_all(
                 // A worker took the run up: counted once per start or retry of the run, and
                 // once per resumption of a step, not per step.
                 let taken_up = run.status != WorkflowStatus::Running;
-                if taken_up || resuming {
-                    run.attempt += 1;
+                let moved = run.worker.as_deref() != Some(s.worker.as_str());
+                // The run's row changes only when a worker takes it up, resumes a step or
+                // takes it over; going on to the next step on the same worker leaves it be.
+                if taken_up || resuming || moved {
+                    if taken_up || resuming {
+                        run.attempt += 1;
+                    }
+                    run.status = WorkflowStatus::Running;
+                    run.worker = Some(s.worker.clone());
+                    run.started_at = run.started_at.or(Some(now));
+                    run.updated_at = now;
+                    taken.push(vec![
+                        Cell::Uuid(Some(run.id)),
+                        Cell::Text(Some(s.worker.clone())),
+                        Cell::Int(run.attempt),
+                        Cell::Time(Some(now)),
+                    ]);
                 }
-                run.status = WorkflowStatus::Running;
-                run.worker = Some(s.worker.clone());
-                run.started_at = run.started_at.or(Some(now));
-                run.updated_at = now;
-                taken.push(vec![
-                    Cell::Uuid(Some(run.id)),
-                    Cell::Text(Some(s.worker.clone())),
-                    Cell::Int(run.attempt),
-                    Cell::Time(Some(now)),
-                ]);
                 Claim::Claimed(Claimed {
                     run,
                     steps,
