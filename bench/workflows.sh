@@ -11,7 +11,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/autoglue/target}"
-PG="${AG_BENCH_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
+# No TLS on loopback (as in bench/fleet.sh): sqlx prefers TLS when the server offers it,
+# which costs both processes CPU for nothing here.
+PG="${AG_BENCH_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres?sslmode=${AG_BENCH_SSLMODE:-disable}}"
 REDIS="${AG_BENCH_REDIS_URL:-redis://127.0.0.1:6379}"
 
 echo "==> building the release benchmark"

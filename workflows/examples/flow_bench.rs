@@ -5,6 +5,10 @@
 
 use std::{sync::Arc, time::Instant};
 
+// The allocator of the autoglue binary, whose workers this measures.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use entity::{enums::WorkflowStatus, workflow_runs};
 use migration::{Migrator, MigratorTrait};
 use sea_orm::{
@@ -44,6 +48,8 @@ async fn main() -> anyhow::Result<()> {
         // The engine batches its statements: a few connections are enough whatever the
         // concurrency (and PostgreSQL allows 100 by default).
         .max_connections(32)
+        // As the autoglue binary's pool (api/src/db.rs): no ping per statement.
+        .test_before_acquire_if_idle_for(std::time::Duration::from_secs(1))
         .sqlx_logging(false);
     let db = Database::connect(options).await?;
     Migrator::up(&db, None).await?;

@@ -67,6 +67,25 @@ pub trait RunQueue: Send + Sync + 'static {
         position: usize,
         at: Option<DateTime<Utc>>,
     ) -> BoxFuture<'_, anyhow::Result<()>>;
+
+    /// Whether the next stage apalis-workflow pushes takes the id the engine names in
+    /// [`NEXT_TASK_ID`], and a push with the id of a job the queue still holds is dropped.
+    /// Then a step's end starts the next step for that task in the same commit, and the next
+    /// stage, on its first delivery, needs no write to claim it.
+    fn names_next_stages(&self) -> bool {
+        false
+    }
+}
+
+tokio::task_local! {
+    /// The id for the next stage's task, named by the stage that runs in this scope; the
+    /// queue's id generator takes it (see [`RunQueue::names_next_stages`]).
+    pub static NEXT_TASK_ID: std::cell::RefCell<Option<String>>;
+}
+
+/// Names the next stage's task, when running in a [`NEXT_TASK_ID`] scope.
+fn name_next_stage(id: String) {
+    let _ = NEXT_TASK_ID.try_with(|next| *next.borrow_mut() = Some(id));
 }
 
 /// What a stage leaves to the workflow: go on to the next stage, or stop the chain here (the
@@ -480,17 +499,20 @@ impl Engine {
     /// predecessor is unfinished does nothing; the same task delivered again after a crash
     /// resumes the step (a new attempt); one whose step it already ended goes on. An error
     /// means the database or queue failed; the queue retries the task.
+    /// `delivery` counts the queue's deliveries of this task (1 = the first).
     pub async fn stage(
         &self,
         task: RunTask,
         position: usize,
         task_id: &str,
+        delivery: usize,
         worker: &str,
     ) -> Result<Staged, EngineError> {
         let stage = Stage {
             task,
             position,
             task_id: task_id.to_owned(),
+            delivery,
         };
         let Claimed {
             run,
@@ -499,7 +521,12 @@ impl Engine {
             taken_up,
         } = match self.claim(stage, worker).await? {
             Claim::Claimed(claimed) => claimed,
-            Claim::Replay => return Ok(Staged::Next),
+            Claim::Replay(next) => {
+                if let Some(next) = next {
+                    name_next_stage(next);
+                }
+                return Ok(Staged::Next);
+            }
             Claim::NotDue(_) | Claim::Skip(_) => return Ok(Staged::Halt),
         };
         if taken_up {
@@ -525,7 +552,26 @@ impl Engine {
             return Ok(Staged::Halt);
         };
         if *cancel.borrow() {
-            self.finish_run(&run, WorkflowStatus::Cancelled, None, None, None)
+            // A step started for this task by the one before it never ran: it ends too.
+            let unrun = (step.status == WorkflowStatus::Running).then(|| {
+                let at = entity::now();
+                let mut step = step.clone();
+                step.status = WorkflowStatus::Cancelled;
+                step.error = Some("cancelled".to_owned());
+                step.finished_at = Some(at);
+                step.updated_at = at;
+                Ended {
+                    write: Write::StepFinished {
+                        id: step.id,
+                        status: step.status,
+                        output: None,
+                        error: step.error.clone(),
+                        at,
+                    },
+                    step,
+                }
+            });
+            self.finish_run(&run, WorkflowStatus::Cancelled, None, None, unrun)
                 .await?;
             return Ok(Staged::Halt);
         }
@@ -550,9 +596,36 @@ impl Engine {
                 Ok(Staged::Halt)
             }
             Attempted::Succeeded(_) => {
-                // Committed before the next stage is pushed: it reads this output.
-                self.inner.recorder.write(vec![end.write]).await?;
+                // Committed before the next stage is pushed: it reads this output. Where the
+                // queue takes the ids the engine names, the next step starts in the same
+                // commit, for the task about to be pushed.
+                let mut writes = vec![end.write];
+                let next = steps
+                    .get(position + 1)
+                    .filter(|_| self.inner.queue.names_next_stages())
+                    .map(|next| {
+                        let at = entity::now();
+                        let mut next = next.clone();
+                        next.status = WorkflowStatus::Running;
+                        next.attempt += 1;
+                        next.started_at = Some(at);
+                        next.finished_at = None;
+                        next.updated_at = at;
+                        next.task_id = Some(Uuid::now_v7().to_string());
+                        writes.push(Write::StepStarted {
+                            id: next.id,
+                            attempt: next.attempt,
+                            at,
+                            task_id: next.task_id.clone(),
+                        });
+                        next
+                    });
+                self.inner.recorder.write(writes).await?;
                 self.publish_step(&run, &end.step);
+                // Its start is announced by its own stage, when it begins.
+                if let Some(id) = next.and_then(|next| next.task_id) {
+                    name_next_stage(id);
+                }
                 Ok(Staged::Next)
             }
             Attempted::Cancelled => {

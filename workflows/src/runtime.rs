@@ -11,6 +11,7 @@
 //! [`Halt`], which [`HaltLayer`] turns into a finished task.
 
 use std::{
+    cell::RefCell,
     sync::Arc,
     task::{Context, Poll},
     time::Duration,
@@ -36,7 +37,7 @@ use chrono::{DateTime, Utc};
 use futures_util::{FutureExt, future::BoxFuture};
 
 use crate::{
-    engine::{Engine, RunQueue, RunTask, Staged},
+    engine::{Engine, NEXT_TASK_ID, RunQueue, RunTask, Staged},
     queue::redis::{JobKind, QueueAdmin, QueueConfig, RedisQueue},
 };
 
@@ -209,6 +210,8 @@ impl tower_service::Service<Task<RunTask>> for StageFn {
     fn call(&mut self, task: Task<RunTask>) -> Self::Future {
         let this = self.clone();
         let id = task.task_id().map(|id| id.to_string());
+        // apalis counts this attempt when the task's future first runs, after this call.
+        let delivery = task.ctx().attempt() + 1;
         let run = task.args;
         async move {
             // Every queue gives its tasks an id; without one a stage cannot be told apart
@@ -219,7 +222,7 @@ impl tower_service::Service<Task<RunTask>> for StageFn {
             };
             match this
                 .engine
-                .stage(run, this.position, &id, &this.worker)
+                .stage(run, this.position, &id, delivery, &this.worker)
                 .await
             {
                 Ok(Staged::Next) => Ok(run),
@@ -326,7 +329,9 @@ where
             return async move { Err(message.into()) }.boxed();
         }
         let status = task.ctx().raw_status().clone();
-        let call = self.inner.call(task);
+        // The stage may name its successor's task id (engine::NEXT_TASK_ID), which the
+        // queue's id generator takes when apalis-workflow pushes it, in this scope.
+        let call = NEXT_TASK_ID.scope(RefCell::new(None), self.inner.call(task));
         async move {
             match call.await {
                 Err(e) if e.downcast_ref::<Halt>().is_some() => {
@@ -392,6 +397,10 @@ impl RedisRunQueue {
 }
 
 impl RunQueue for RedisRunQueue {
+    fn names_next_stages(&self) -> bool {
+        true
+    }
+
     fn enqueue(
         &self,
         task: RunTask,

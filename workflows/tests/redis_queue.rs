@@ -657,6 +657,40 @@ async fn task_sink_options_are_kept() {
     assert!(admin.queues().await.unwrap().contains(&"sink".to_owned()));
 }
 
+/// A task pushed with the id of a job the queue still holds is dropped (the engine names the
+/// next stage's task so that a second push of it, after a lost acknowledgement, adds nothing),
+/// and the default kind labels tasks pushed without one.
+#[tokio::test]
+async fn a_push_with_the_id_of_a_held_job_is_dropped() {
+    let ns = Ns::new("dedupe").await;
+    let queue = ns.queue::<u64>(ns.config("dedupe").default_kind("stage"));
+    let admin = ns.admin();
+    let mut sink = queue.clone();
+    for args in [7, 8] {
+        sink.push_task(
+            TaskBuilder::new(args)
+                .task_id(apalis_core::task::task_id::TaskId::from_string("named-1"))
+                .build(),
+        )
+        .await
+        .unwrap();
+    }
+    let c = counts(&admin, "dedupe").await;
+    assert_eq!(c.pending, 1);
+    let pending = admin
+        .list("dedupe", JobFilter::new(JobStatus::Pending).with_args())
+        .await
+        .unwrap();
+    assert_eq!(pending.jobs.len(), 1);
+    assert_eq!(pending.jobs[0].id, "named-1");
+    assert_eq!(
+        pending.jobs[0].args.as_deref(),
+        Some(&b"7"[..]),
+        "the first push is kept"
+    );
+    assert_eq!(pending.jobs[0].kind.as_deref(), Some("stage"));
+}
+
 /// The console test's job: `tag` picks the behaviour.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Tagged {

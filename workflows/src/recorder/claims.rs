@@ -17,8 +17,8 @@ use std::{
 
 use entity::{WriteTxn as _, enums::WorkflowStatus, workflow_runs, workflow_steps};
 use sea_orm::{
-    ActiveEnum, ColumnTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait, FromQueryResult,
-    QueryFilter, QueryOrder,
+    ActiveEnum, ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait,
+    FromQueryResult, QueryFilter, QueryOrder,
 };
 use tokio::sync::oneshot;
 use uuid::Uuid;
@@ -47,8 +47,9 @@ pub(crate) enum Claim {
     /// (`None`: the run was asked to cancel, or the step is unknown here).
     Claimed(Claimed),
     /// This task already ended its step (the queue delivered it again after a lost
-    /// acknowledgement): go on to the next stage.
-    Replay,
+    /// acknowledgement): go on to the next stage, as the task named here if the step ended
+    /// named one.
+    Replay(Option<String>),
     /// A retry handed out before it is due.
     NotDue(workflow_runs::Model),
     /// Nothing to do, and why: stale (another ticket, a finished run) or a duplicate (another
@@ -56,12 +57,14 @@ pub(crate) enum Claim {
     Skip(&'static str),
 }
 
-/// One fetched task: drive `task`'s run at step `position`, as queue task `task_id`.
+/// One fetched task: drive `task`'s run at step `position`, as queue task `task_id`, on its
+/// `delivery`th delivery (1 = the first).
 #[derive(Debug, Clone)]
 pub(crate) struct Stage {
     pub task: RunTask,
     pub position: usize,
     pub task_id: String,
+    pub delivery: usize,
 }
 
 struct Submission {
@@ -81,7 +84,7 @@ pub(crate) struct Claims {
 pub(crate) type StepCounts = HashMap<String, usize>;
 
 const MAX_BATCH: usize = 256;
-const IN_FLIGHT: usize = 2;
+const IN_FLIGHT: usize = 4;
 
 impl Claims {
     /// Starts the batching task on the current tokio runtime.
@@ -118,9 +121,17 @@ async fn claim_batch(db: &DatabaseConnection, counts: &StepCounts, batch: Vec<Su
     let (first, again): (Vec<_>, Vec<_>) = batch
         .into_iter()
         .partition(|s| seen.insert(s.stage.task.run_id));
-    match claim_all(db, counts, &first).await {
+    claim_all(db, counts, first).await;
+    if !again.is_empty() {
+        Box::pin(claim_batch(db, counts, again)).await;
+    }
+}
+
+/// Answers every submission: a stale one with [`Claim::Skip`], a failure with the error.
+fn answer(subs: Vec<Submission>, result: Result<HashMap<(Uuid, String), Claim>, DbErr>) {
+    match result {
         Ok(mut claims) => {
-            for s in first {
+            for s in subs {
                 let claim = claims
                     .remove(&(s.stage.task.run_id, s.stage.task_id.clone()))
                     .unwrap_or(Claim::Skip("stale: another ticket, or the run finished"));
@@ -129,31 +140,24 @@ async fn claim_batch(db: &DatabaseConnection, counts: &StepCounts, batch: Vec<Su
         }
         Err(e) => {
             let message = e.to_string();
-            for s in first {
+            for s in subs {
                 let _ = s.done.send(Err(DbErr::Custom(message.clone())));
             }
         }
     }
-    if !again.is_empty() {
-        Box::pin(claim_batch(db, counts, again)).await;
-    }
 }
 
-/// What `task_id` at `position` may do with `run` whose steps are `steps` (in order).
-fn decide(
-    run: &workflow_runs::Model,
-    steps: &[workflow_steps::Model],
-    position: usize,
-    task_id: &str,
-) -> Decision {
+/// What `stage` may do with `run`, whose steps are `steps` (in order).
+fn decide(run: &workflow_runs::Model, steps: &[workflow_steps::Model], stage: &Stage) -> Decision {
     if run.next_attempt_at.is_some() {
         return Decision::NotDue;
     }
+    let position = stage.position;
     let Some(step) = steps.get(position) else {
         // No such step in the run: let the engine end it, saying why.
-        return Decision::Claim { start: false };
+        return Decision::Claim(Start::No);
     };
-    let mine = step.task_id.as_deref() == Some(task_id);
+    let mine = step.task_id.as_deref() == Some(stage.task_id.as_str());
     if step.status == WorkflowStatus::Succeeded {
         return if mine {
             Decision::Replay
@@ -167,34 +171,56 @@ fn decide(
     {
         return Decision::Skip("duplicate: an earlier step is unfinished");
     }
+    let cancelled = run.cancel_requested_at.is_some();
     match step.status {
         WorkflowStatus::Running if !mine => {
             Decision::Skip("duplicate: another task holds this step")
         }
+        // Started for this task by the step before it, and this is the task's first
+        // delivery: nothing to write.
+        WorkflowStatus::Running if stage.delivery <= 1 || cancelled => {
+            Decision::Claim(Start::Already)
+        }
+        // Delivered again (its worker died, or its attempt failed): a new attempt.
         WorkflowStatus::Queued | WorkflowStatus::Retrying | WorkflowStatus::Running => {
-            Decision::Claim {
-                start: run.cancel_requested_at.is_none(),
-            }
+            Decision::Claim(if cancelled { Start::No } else { Start::Now })
         }
         _ => Decision::Skip("the step ended"),
     }
 }
 
 enum Decision {
-    Claim { start: bool },
+    Claim(Start),
     Replay,
     NotDue,
     Skip(&'static str),
 }
 
-async fn claim_all(
-    db: &DatabaseConnection,
-    counts: &StepCounts,
-    batch: &[Submission],
-) -> Result<HashMap<(Uuid, String), Claim>, DbErr> {
+/// What a claim does with the stage's step.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Start {
+    /// Starts an attempt of it for this task.
+    Now,
+    /// Leaves it as it is: started for this task already.
+    Already,
+    /// Leaves it: the run was asked to cancel, or the step is unknown.
+    No,
+}
+
+/// The runs of `batch` that still carry the tasks' tickets and are active, with their
+/// steps; `lock` locks the runs' rows (PostgreSQL) until the transaction ends.
+async fn read(
+    db: &impl ConnectionTrait,
+    batch: &[&Submission],
+    lock: bool,
+) -> Result<
+    (
+        HashMap<Uuid, workflow_runs::Model>,
+        HashMap<Uuid, Vec<workflow_steps::Model>>,
+    ),
+    DbErr,
+> {
     let backend = db.get_database_backend();
-    let txn = db.begin_write().await?;
-    let now = entity::now();
     let rows = batch
         .iter()
         .map(|s| {
@@ -215,27 +241,97 @@ async fn claim_all(
         running = WorkflowStatus::Running.to_value(),
         retrying = WorkflowStatus::Retrying.to_value(),
     );
-    if backend == DbBackend::Postgres {
+    if lock && backend == DbBackend::Postgres {
         sql.text.push_str(" FOR UPDATE OF workflow_runs");
     }
-    let runs = workflow_runs::Model::find_by_statement(sql.statement())
-        .all(&txn)
-        .await?;
-    if runs.is_empty() {
-        return Ok(HashMap::new());
-    }
-    let ids: Vec<Uuid> = runs.iter().map(|r| r.id).collect();
+    let runs: HashMap<Uuid, workflow_runs::Model> =
+        workflow_runs::Model::find_by_statement(sql.statement())
+            .all(db)
+            .await?
+            .into_iter()
+            .map(|r| (r.id, r))
+            .collect();
     let mut steps: HashMap<Uuid, Vec<workflow_steps::Model>> = HashMap::new();
-    for step in workflow_steps::Entity::find()
-        .filter(workflow_steps::Column::RunId.is_in(ids))
-        .order_by_asc(workflow_steps::Column::Position)
-        .all(&txn)
-        .await?
-    {
-        steps.entry(step.run_id).or_default().push(step);
+    if !runs.is_empty() {
+        let ids: Vec<Uuid> = runs.keys().copied().collect();
+        for step in workflow_steps::Entity::find()
+            .filter(workflow_steps::Column::RunId.is_in(ids))
+            .order_by_asc(workflow_steps::Column::Position)
+            .all(db)
+            .await?
+        {
+            steps.entry(step.run_id).or_default().push(step);
+        }
     }
-    let mut runs: HashMap<Uuid, workflow_runs::Model> =
-        runs.into_iter().map(|r| (r.id, r)).collect();
+    Ok((runs, steps))
+}
+
+/// Claims a batch. A first look reads without locks: a stage whose step the step before
+/// started for it (the usual case on a queue that keeps the ids the engine names) needs no
+/// write at all, and is answered at once. The rest are decided again under lock, in a
+/// transaction that writes their claims.
+async fn claim_all(db: &DatabaseConnection, counts: &StepCounts, batch: Vec<Submission>) {
+    let all: Vec<&Submission> = batch.iter().collect();
+    let (mut runs, mut steps) = match read(db, &all, false).await {
+        Ok(read) => read,
+        Err(e) => return answer(batch, Err(e)),
+    };
+    let mut writing = Vec::new();
+    for s in batch {
+        let Some(run) = runs.remove(&s.stage.task.run_id) else {
+            answer(vec![s], Ok(HashMap::new()));
+            continue;
+        };
+        let run_steps = steps.remove(&run.id).unwrap_or_default();
+        let claim = match decide(&run, &run_steps, &s.stage) {
+            Decision::Claim(Start::Already) if run.status == WorkflowStatus::Running => {
+                let started = run_steps.get(s.stage.position).map(|st| st.id);
+                Claim::Claimed(Claimed {
+                    run,
+                    steps: run_steps,
+                    started,
+                    taken_up: false,
+                })
+            }
+            Decision::Claim(_) => {
+                writing.push(s);
+                continue;
+            }
+            Decision::Replay => Claim::Replay(
+                run_steps
+                    .get(s.stage.position + 1)
+                    .and_then(|st| st.task_id.clone()),
+            ),
+            Decision::NotDue => Claim::NotDue(run),
+            Decision::Skip(why) => Claim::Skip(why),
+        };
+        let _ = s.done.send(Ok(claim));
+    }
+    if !writing.is_empty() {
+        let refs: Vec<&Submission> = writing.iter().collect();
+        let claims = claim_writing(db, counts, &refs).await;
+        answer(writing, claims);
+    }
+}
+
+/// The claims that write: decided again with the runs locked, then written and committed.
+async fn claim_writing(
+    db: &DatabaseConnection,
+    counts: &StepCounts,
+    batch: &[&Submission],
+) -> Result<HashMap<(Uuid, String), Claim>, DbErr> {
+    let backend = db.get_database_backend();
+    let txn = db.begin_write().await?;
+    if backend == DbBackend::Postgres {
+        // A claim need not outlive a crash of the database: lost, it is as if the worker had
+        // died before the step began, which the engine handles; and any later commit of the
+        // run (a checkpoint, the step's end) flushes it too. Not waiting for its flush
+        // halves a claim's latency.
+        txn.execute_unprepared("SET LOCAL synchronous_commit TO OFF")
+            .await?;
+    }
+    let now = entity::now();
+    let (mut runs, mut steps) = read(&txn, batch, true).await?;
     let mut claims = HashMap::with_capacity(batch.len());
     let mut starts = Vec::new();
     let mut taken = Vec::new();
@@ -244,44 +340,49 @@ async fn claim_all(
             task,
             position,
             task_id,
+            ..
         } = &s.stage;
         let Some(mut run) = runs.remove(&task.run_id) else {
             continue;
         };
         let mut steps = steps.remove(&run.id).unwrap_or_default();
-        let claim = match decide(&run, &steps, *position, task_id) {
+        let claim = match decide(&run, &steps, &s.stage) {
             Decision::NotDue => Claim::NotDue(run),
-            Decision::Replay => Claim::Replay,
+            Decision::Replay => {
+                Claim::Replay(steps.get(*position + 1).and_then(|st| st.task_id.clone()))
+            }
             Decision::Skip(why) => Claim::Skip(why),
-            Decision::Claim { start } => {
+            Decision::Claim(start) => {
                 let known = counts.get(&run.kind).copied().unwrap_or(0);
-                let resuming = steps
-                    .get(*position)
-                    .is_some_and(|st| st.status == WorkflowStatus::Running);
-                let started = steps
-                    .get_mut(*position)
-                    .filter(|_| start && *position < known)
-                    .map(|step| {
-                        // The same task again (a crash mid-step) resumes: a new attempt.
-                        step.status = WorkflowStatus::Running;
-                        step.attempt += 1;
-                        step.started_at = Some(now);
-                        step.finished_at = None;
-                        step.updated_at = now;
-                        step.task_id = Some(task_id.clone());
-                        starts.push((step.id, step.attempt, now, step.task_id.clone()));
-                        step.id
-                    });
-                // A worker took the run up: counted once per start or retry of the run, and
-                // once per resumption of a step, not per step.
-                let taken_up = run.status != WorkflowStatus::Running;
-                let moved = run.worker.as_deref() != Some(s.worker.as_str());
-                // The run's row changes only when a worker takes it up, resumes a step or
-                // takes it over; going on to the next step on the same worker leaves it be.
-                if taken_up || resuming || moved {
-                    if taken_up || resuming {
-                        run.attempt += 1;
+                let resuming = start == Start::Now
+                    && steps
+                        .get(*position)
+                        .is_some_and(|st| st.status == WorkflowStatus::Running);
+                let started = match start {
+                    Start::No => None,
+                    Start::Already => steps.get(*position).map(|st| st.id),
+                    Start::Now => {
+                        steps
+                            .get_mut(*position)
+                            .filter(|_| *position < known)
+                            .map(|step| {
+                                // The same task again (a crash mid-step) resumes: a new attempt.
+                                step.status = WorkflowStatus::Running;
+                                step.attempt += 1;
+                                step.started_at = Some(now);
+                                step.finished_at = None;
+                                step.updated_at = now;
+                                step.task_id = Some(task_id.clone());
+                                starts.push((step.id, step.attempt, now, step.task_id.clone()));
+                                step.id
+                            })
                     }
+                };
+                let taken_up = run.status != WorkflowStatus::Running;
+                // The run's row changes only when a worker takes it up or resumes a step;
+                // going on to the next step leaves it be.
+                if taken_up || resuming {
+                    run.attempt += 1;
                     run.status = WorkflowStatus::Running;
                     run.worker = Some(s.worker.clone());
                     run.started_at = run.started_at.or(Some(now));

@@ -386,13 +386,19 @@ impl<Args> RedisQueue<Args> {
 }
 
 /// The id type of jobs on this queue: ids are UUIDv7 strings, the same whether our
-/// [`RedisQueue::enqueue`] makes them or apalis-workflow asks for one for a next stage.
+/// [`RedisQueue::enqueue`] makes them or apalis-workflow asks for one for a next stage. In a
+/// [`crate::engine::NEXT_TASK_ID`] scope, a stage may have named the id already: it is taken
+/// (once).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct JobId;
 
 impl apalis_core::task::task_id::GenerateId for JobId {
     fn generate() -> TaskId {
-        TaskId::from_string(enqueue::new_id())
+        let named = crate::engine::NEXT_TASK_ID
+            .try_with(|next| next.borrow_mut().take())
+            .ok()
+            .flatten();
+        TaskId::from_string(named.unwrap_or_else(enqueue::new_id))
     }
 }
 
