@@ -198,6 +198,42 @@ struct Inner {
     registry: Registry,
     queue: Arc<dyn RunQueue>,
     settings: EngineSettings,
+    handoffs: Handoffs,
+}
+
+/// What a stage left for the next stage of its run, by the next stage's task id, when this
+/// process takes that task too: the run and its steps as the stage's commit left them, so
+/// the next stage need not read them again. As between two steps of one loop, a
+/// cancellation requested meanwhile is seen by the next stage's watcher, one poll later;
+/// while a run is running nothing else changes its ticket or steps.
+#[derive(Default)]
+struct Handoffs(std::sync::Mutex<HashMap<(Uuid, String), Handoff>>);
+
+struct Handoff {
+    run: workflow_runs::Model,
+    steps: Vec<workflow_steps::Model>,
+    at: std::time::Instant,
+}
+
+impl Handoffs {
+    /// Entries kept at most; those another process took are dropped after a minute.
+    const CAP: usize = 10_000;
+
+    fn put(&self, run: Uuid, task_id: String, handoff: Handoff) {
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if map.len() >= Self::CAP {
+            map.retain(|_, h| h.at.elapsed() < Duration::from_secs(60));
+            if map.len() >= Self::CAP {
+                map.clear();
+            }
+        }
+        map.insert((run, task_id), handoff);
+    }
+
+    fn take(&self, run: Uuid, task_id: &str) -> Option<Handoff> {
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        map.remove(&(run, task_id.to_owned()))
+    }
 }
 
 impl std::fmt::Debug for Engine {
@@ -248,6 +284,7 @@ impl Engine {
                 registry,
                 queue,
                 settings,
+                handoffs: Handoffs::default(),
             }),
         }
     }
@@ -508,18 +545,33 @@ impl Engine {
         delivery: usize,
         worker: &str,
     ) -> Result<Staged, EngineError> {
-        let stage = Stage {
-            task,
-            position,
-            task_id: task_id.to_owned(),
-            delivery,
+        let handed = (delivery <= 1)
+            .then(|| self.inner.handoffs.take(task.run_id, task_id))
+            .flatten()
+            .filter(|h| h.run.ticket == Some(task.ticket));
+        let claim = match handed {
+            Some(Handoff { run, steps, .. }) => Claim::Claimed(Claimed {
+                started: steps.get(position).map(|s| s.id),
+                run,
+                steps,
+                taken_up: false,
+            }),
+            None => {
+                let stage = Stage {
+                    task,
+                    position,
+                    task_id: task_id.to_owned(),
+                    delivery,
+                };
+                self.claim(stage, worker).await?
+            }
         };
         let Claimed {
             run,
             steps,
             started,
             taken_up,
-        } = match self.claim(stage, worker).await? {
+        } = match claim {
             Claim::Claimed(claimed) => claimed,
             Claim::Replay(next) => {
                 if let Some(next) = next {
@@ -623,7 +675,21 @@ impl Engine {
                 self.inner.recorder.write(writes).await?;
                 self.publish_step(&run, &end.step);
                 // Its start is announced by its own stage, when it begins.
-                if let Some(id) = next.and_then(|next| next.task_id) {
+                if let Some(next) = next
+                    && let Some(id) = next.task_id.clone()
+                {
+                    let mut steps = steps;
+                    steps[position] = end.step;
+                    steps[position + 1] = next;
+                    self.inner.handoffs.put(
+                        run.id,
+                        id.clone(),
+                        Handoff {
+                            run,
+                            steps,
+                            at: std::time::Instant::now(),
+                        },
+                    );
                     name_next_stage(id);
                 }
                 Ok(Staged::Next)
