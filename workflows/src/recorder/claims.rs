@@ -271,13 +271,24 @@ async fn read(
 /// write at all, and is answered at once. The rest are decided again under lock, in a
 /// transaction that writes their claims.
 async fn claim_all(db: &DatabaseConnection, counts: &StepCounts, batch: Vec<Submission>) {
-    let all: Vec<&Submission> = batch.iter().collect();
-    let (mut runs, mut steps) = match read(db, &all, false).await {
-        Ok(read) => read,
-        Err(e) => return answer(batch, Err(e)),
+    // A run's first stage, and a task delivered again, start their step: straight to the
+    // write.
+    let (mut writing, mut reading): (Vec<_>, Vec<_>) = batch
+        .into_iter()
+        .partition(|s| s.stage.position == 0 || s.stage.delivery > 1);
+    let all: Vec<&Submission> = reading.iter().collect();
+    let (mut runs, mut steps) = if all.is_empty() {
+        Default::default()
+    } else {
+        match read(db, &all, false).await {
+            Ok(read) => read,
+            Err(e) => {
+                answer(std::mem::take(&mut reading), Err(e));
+                Default::default()
+            }
+        }
     };
-    let mut writing = Vec::new();
-    for s in batch {
+    for s in reading {
         let Some(run) = runs.remove(&s.stage.task.run_id) else {
             answer(vec![s], Ok(HashMap::new()));
             continue;
