@@ -37,6 +37,7 @@ use chrono::{DateTime, Utc};
 use futures_util::{FutureExt, future::BoxFuture};
 
 use crate::{
+    console::RUN_JOB_KIND,
     engine::{Engine, NEXT_TASK_ID, RunQueue, RunTask, Staged},
     queue::redis::{JobKind, QueueAdmin, QueueConfig, RedisQueue},
 };
@@ -45,9 +46,6 @@ use crate::{
 pub const RUN_QUEUE: &str = "workflow_runs";
 
 pub use crate::queue::redis::unique_worker_name;
-
-/// The job kind the console shows for workflow stages.
-pub const RUN_JOB_KIND: &str = "workflow_run";
 
 /// One apalis worker over `$backend` running the workflow flow ([`stages`])
 /// `$concurrency` tasks at a time until `$shutdown` completes: the same for every backend. A

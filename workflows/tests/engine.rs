@@ -735,3 +735,54 @@ async fn a_replayed_stage_goes_on_and_a_duplicate_stage_does_nothing() {
     let steps = steps_of(&h.db, run.id).await;
     assert!(steps.iter().all(|s| s.attempt == 1), "{steps:?}");
 }
+
+/// A stage whose worker died mid-step is delivered again: it resumes its step with a new
+/// attempt, and counts the run taken up again; another task for the step meanwhile does
+/// nothing.
+#[tokio::test]
+async fn a_stage_delivered_again_resumes_its_step_with_a_new_attempt() {
+    use sea_orm::{ActiveModelTrait, ActiveValue::Set, IntoActiveModel};
+    use workflows::engine::{RunTask, Staged};
+    let h = harness_with(false).await;
+    let (run, _) = h
+        .engine
+        .start(start(testing::THREE_STEPS, json!({})))
+        .await
+        .unwrap();
+    let task = RunTask {
+        run_id: run.id,
+        ticket: run.ticket.unwrap(),
+    };
+    assert_eq!(
+        h.engine.stage(task, 0, "a", 1, "w1").await.unwrap(),
+        Staged::Next
+    );
+    // Task "b" took step 1 (its first attempt) and its worker died in the middle.
+    let mut step = steps_of(&h.db, run.id).await[1].clone().into_active_model();
+    step.status = Set(WorkflowStatus::Running);
+    step.attempt = Set(1);
+    step.task_id = Set(Some("b".into()));
+    step.update(&h.db).await.unwrap();
+
+    assert_eq!(
+        h.engine.stage(task, 1, "c", 1, "w2").await.unwrap(),
+        Staged::Halt
+    );
+    assert_eq!(
+        h.engine.stage(task, 1, "b", 2, "w2").await.unwrap(),
+        Staged::Next
+    );
+    let steps = steps_of(&h.db, run.id).await;
+    assert_eq!(
+        (
+            steps[1].status,
+            steps[1].attempt,
+            steps[1].task_id.as_deref()
+        ),
+        (WorkflowStatus::Succeeded, 2, Some("b"))
+    );
+    assert_eq!(steps[1].output, Some(json!(2)));
+    let resumed = run_of(&h.db, run.id).await;
+    assert_eq!(resumed.attempt, 2, "taken up, then resumed");
+    assert_eq!(resumed.worker.as_deref(), Some("w2"));
+}
