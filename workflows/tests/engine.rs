@@ -648,6 +648,23 @@ async fn housekeeping_prunes_finished_runs_past_retention_only() {
     );
 }
 
+/// A harness without workers, a started `test.three_steps` run, and its first task's
+/// payload: the test drives the stages itself.
+async fn three_steps_without_workers() -> (Harness, workflow_runs::Model, workflows::engine::RunTask)
+{
+    let h = harness_with(false).await;
+    let (run, _) = h
+        .engine
+        .start(start(testing::THREE_STEPS, json!({})))
+        .await
+        .unwrap();
+    let task = workflows::engine::RunTask {
+        run_id: run.id,
+        ticket: run.ticket.unwrap(),
+    };
+    (h, run, task)
+}
+
 /// apalis-workflow pushes a run's next stage before the queue acknowledges the current one:
 /// if that acknowledgement is lost, the current stage is delivered again and pushes the next
 /// stage a second time. The task delivered again goes on without redoing its step; of two
@@ -657,17 +674,8 @@ async fn housekeeping_prunes_finished_runs_past_retention_only() {
 /// storage each stage claims its step for its own task.
 #[tokio::test]
 async fn a_replayed_stage_goes_on_and_a_duplicate_stage_does_nothing() {
-    use workflows::engine::{RunTask, Staged};
-    let h = harness_with(false).await;
-    let (run, _) = h
-        .engine
-        .start(start(testing::THREE_STEPS, json!({})))
-        .await
-        .unwrap();
-    let task = RunTask {
-        run_id: run.id,
-        ticket: run.ticket.unwrap(),
-    };
+    use workflows::engine::Staged;
+    let (h, run, task) = three_steps_without_workers().await;
     let stage = |position, id: String, delivery| {
         let engine = h.engine.clone();
         async move {
@@ -742,17 +750,8 @@ async fn a_replayed_stage_goes_on_and_a_duplicate_stage_does_nothing() {
 #[tokio::test]
 async fn a_stage_delivered_again_resumes_its_step_with_a_new_attempt() {
     use sea_orm::{ActiveModelTrait, ActiveValue::Set, IntoActiveModel};
-    use workflows::engine::{RunTask, Staged};
-    let h = harness_with(false).await;
-    let (run, _) = h
-        .engine
-        .start(start(testing::THREE_STEPS, json!({})))
-        .await
-        .unwrap();
-    let task = RunTask {
-        run_id: run.id,
-        ticket: run.ticket.unwrap(),
-    };
+    use workflows::engine::Staged;
+    let (h, run, task) = three_steps_without_workers().await;
     assert_eq!(
         h.engine.stage(task, 0, "a", 1, "w1").await.unwrap(),
         Staged::Next
