@@ -44,7 +44,7 @@ use uuid::Uuid;
 
 use crate::{
     flow::{StepDef, Workflow},
-    recorder::{Claim, Claimed, Claims, Recorder, Stage, Write},
+    recorder::{Claim, Claimed, Claims, Recorder, Stage, Write, start_attempt},
     step::{StepCtx, StepError},
 };
 
@@ -551,7 +551,6 @@ impl Engine {
             .filter(|h| h.run.ticket == Some(task.ticket));
         let claim = match handed {
             Some(Handoff { run, steps, .. }) => Claim::Claimed(Claimed {
-                started: steps.get(position).map(|s| s.id),
                 run,
                 steps,
                 taken_up: false,
@@ -569,7 +568,6 @@ impl Engine {
         let Claimed {
             run,
             steps,
-            started,
             taken_up,
         } = match claim {
             Claim::Claimed(claimed) => claimed,
@@ -606,22 +604,12 @@ impl Engine {
         if *cancel.borrow() {
             // A step started for this task by the one before it never ran: it ends too.
             let unrun = (step.status == WorkflowStatus::Running).then(|| {
-                let at = entity::now();
-                let mut step = step.clone();
-                step.status = WorkflowStatus::Cancelled;
-                step.error = Some("cancelled".to_owned());
-                step.finished_at = Some(at);
-                step.updated_at = at;
-                Ended {
-                    write: Write::StepFinished {
-                        id: step.id,
-                        status: step.status,
-                        output: None,
-                        error: step.error.clone(),
-                        at,
-                    },
+                Ended::of(
                     step,
-                }
+                    WorkflowStatus::Cancelled,
+                    None,
+                    Some("cancelled".to_owned()),
+                )
             });
             self.finish_run(&run, WorkflowStatus::Cancelled, None, None, unrun)
                 .await?;
@@ -631,10 +619,8 @@ impl Engine {
             None => run.input.clone(),
             Some(before) => steps[before].output.clone().unwrap_or(Value::Null),
         };
-        let already_started = started == Some(step.id);
-        let (attempted, end) = self
-            .attempt(&run, step, def, input, already_started, cancel)
-            .await?;
+        // The claim (or the step before) committed the step's start.
+        let (attempted, end) = self.attempt(&run, step, def, input, cancel).await?;
         match attempted {
             Attempted::Succeeded(output) if position + 1 >= flow.steps().len() => {
                 self.finish_run(
@@ -656,20 +642,9 @@ impl Engine {
                     .get(position + 1)
                     .filter(|_| self.inner.queue.names_next_stages())
                     .map(|next| {
-                        let at = entity::now();
                         let mut next = next.clone();
-                        next.status = WorkflowStatus::Running;
-                        next.attempt += 1;
-                        next.started_at = Some(at);
-                        next.finished_at = None;
-                        next.updated_at = at;
-                        next.task_id = Some(Uuid::now_v7().to_string());
-                        writes.push(Write::StepStarted {
-                            id: next.id,
-                            attempt: next.attempt,
-                            at,
-                            task_id: next.task_id.clone(),
-                        });
+                        let id = Uuid::now_v7().to_string();
+                        writes.push(start_attempt(&mut next, entity::now(), id).into());
                         next
                     });
                 self.inner.recorder.write(writes).await?;
@@ -778,34 +753,16 @@ impl Engine {
         })
     }
 
-    /// One attempt of one step: its start is committed (unless the claim did) before the body
-    /// runs; its end is returned, to be committed with what follows.
+    /// One attempt of one step, whose start is committed already; its end is returned, to be
+    /// committed with what follows.
     async fn attempt(
         &self,
         run: &workflow_runs::Model,
-        mut step: workflow_steps::Model,
+        step: workflow_steps::Model,
         def: &StepDef,
         input: Value,
-        already_started: bool,
         cancel: watch::Receiver<bool>,
     ) -> Result<(Attempted, Ended), EngineError> {
-        if !already_started {
-            let now = entity::now();
-            step.status = WorkflowStatus::Running;
-            step.attempt += 1;
-            step.started_at = Some(now);
-            step.finished_at = None;
-            step.updated_at = now;
-            self.inner
-                .recorder
-                .write(vec![Write::StepStarted {
-                    id: step.id,
-                    attempt: step.attempt,
-                    at: now,
-                    task_id: step.task_id.clone(),
-                }])
-                .await?;
-        }
         let attempt = step.attempt;
         self.publish_step(run, &step);
 
@@ -871,25 +828,7 @@ impl Engine {
                 }
             }
         };
-        let at = entity::now();
-        // A cancelled attempt keeps the output an earlier attempt may have recorded: none here,
-        // as only a succeeded step has one.
-        step.status = status;
-        step.output = output.clone();
-        step.error = error.clone();
-        step.finished_at = Some(at);
-        step.updated_at = at;
-        let end = Ended {
-            write: Write::StepFinished {
-                id: step.id,
-                status,
-                output,
-                error,
-                at,
-            },
-            step,
-        };
-        Ok((result, end))
+        Ok((result, Ended::of(step, status, output, error)))
     }
 
     /// Runs the step body in its own task (a panic fails the attempt, not the worker), under
@@ -1129,6 +1068,34 @@ enum Attempted {
 struct Ended {
     write: Write,
     step: workflow_steps::Model,
+}
+
+impl Ended {
+    /// `step`'s attempt ending now as `status`. (A cancelled attempt would keep the output an
+    /// earlier attempt recorded: none, as only a succeeded step has one.)
+    fn of(
+        mut step: workflow_steps::Model,
+        status: WorkflowStatus,
+        output: Option<Value>,
+        error: Option<String>,
+    ) -> Ended {
+        let at = entity::now();
+        step.status = status;
+        step.output = output.clone();
+        step.error = error.clone();
+        step.finished_at = Some(at);
+        step.updated_at = at;
+        Ended {
+            write: Write::StepFinished {
+                id: step.id,
+                status,
+                output,
+                error,
+                at,
+            },
+            step,
+        }
+    }
 }
 
 enum StepOutcome {

@@ -34,8 +34,6 @@ pub(crate) struct Claimed {
     pub run: workflow_runs::Model,
     /// Its steps in order, as updated.
     pub steps: Vec<workflow_steps::Model>,
-    /// The step whose attempt the claim started, if any.
-    pub started: Option<Uuid>,
     /// The claim changed the run's status to running (it was queued or retrying): worth
     /// telling subscribers; going on to the next step is not.
     pub taken_up: bool,
@@ -296,11 +294,9 @@ async fn claim_all(db: &DatabaseConnection, counts: &StepCounts, batch: Vec<Subm
         let run_steps = steps.remove(&run.id).unwrap_or_default();
         let claim = match decide(&run, &run_steps, &s.stage) {
             Decision::Claim(Start::Already) if run.status == WorkflowStatus::Running => {
-                let started = run_steps.get(s.stage.position).map(|st| st.id);
                 Claim::Claimed(Claimed {
                     run,
                     steps: run_steps,
-                    started,
                     taken_up: false,
                 })
             }
@@ -369,26 +365,12 @@ async fn claim_writing(
                     && steps
                         .get(*position)
                         .is_some_and(|st| st.status == WorkflowStatus::Running);
-                let started = match start {
-                    Start::No => None,
-                    Start::Already => steps.get(*position).map(|st| st.id),
-                    Start::Now => {
-                        steps
-                            .get_mut(*position)
-                            .filter(|_| *position < known)
-                            .map(|step| {
-                                // The same task again (a crash mid-step) resumes: a new attempt.
-                                step.status = WorkflowStatus::Running;
-                                step.attempt += 1;
-                                step.started_at = Some(now);
-                                step.finished_at = None;
-                                step.updated_at = now;
-                                step.task_id = Some(task_id.clone());
-                                starts.push((step.id, step.attempt, now, step.task_id.clone()));
-                                step.id
-                            })
-                    }
-                };
+                // The same task again (a crash mid-step) resumes: a new attempt.
+                if let (Start::Now, Some(step)) = (start, steps.get_mut(*position))
+                    && *position < known
+                {
+                    starts.push(super::start_attempt(step, now, task_id.clone()));
+                }
                 let taken_up = run.status != WorkflowStatus::Running;
                 // The run's row changes only when a worker takes it up or resumes a step;
                 // going on to the next step leaves it be.
@@ -408,7 +390,6 @@ async fn claim_writing(
                 Claim::Claimed(Claimed {
                     run,
                     steps,
-                    started,
                     taken_up,
                 })
             }

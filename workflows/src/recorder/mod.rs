@@ -408,6 +408,34 @@ async fn apply(db: &DatabaseConnection, writes: &[&Write]) -> Result<(), DbErr> 
 /// A step to mark running: `(step id, attempt, at, claiming task)`.
 pub(crate) type StepStart = (Uuid, i32, DateTime<Utc>, Option<String>);
 
+/// Marks `step` running, a new attempt for task `task_id`, as its row will read once the
+/// returned start is committed: one place for a claim and for a step started by the one
+/// before it.
+pub(crate) fn start_attempt(
+    step: &mut workflow_steps::Model,
+    at: DateTime<Utc>,
+    task_id: String,
+) -> StepStart {
+    step.status = WorkflowStatus::Running;
+    step.attempt += 1;
+    step.started_at = Some(at);
+    step.finished_at = None;
+    step.updated_at = at;
+    step.task_id = Some(task_id);
+    (step.id, step.attempt, at, step.task_id.clone())
+}
+
+impl From<StepStart> for Write {
+    fn from((id, attempt, at, task_id): StepStart) -> Write {
+        Write::StepStarted {
+            id,
+            attempt,
+            at,
+            task_id,
+        }
+    }
+}
+
 /// Marks steps running.
 async fn start_steps(
     db: &impl ConnectionTrait,
