@@ -29,6 +29,28 @@ fn arg(name: &str, default: &str) -> String {
         .unwrap_or_else(|| default.to_owned())
 }
 
+/// The machine's busy, idle and stolen clock ticks (`/proc/stat`).
+fn machine_ticks() -> Option<(u64, u64, u64)> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let f: Vec<u64> = stat
+        .lines()
+        .next()?
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    let busy = f[0] + f[1] + f[2] + f[5] + f[6];
+    Some((busy, f[3] + f[4], *f.get(7)?))
+}
+
+/// This process's user and system clock ticks.
+fn own_ticks() -> Option<u64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let postgres = arg("--postgres", "postgres://postgres@127.0.0.1:5432/postgres");
@@ -91,6 +113,7 @@ async fn main() -> anyhow::Result<()> {
         },
     ));
     let processing = Instant::now();
+    let (machine0, own0) = (machine_ticks(), own_ticks());
     loop {
         let done = workflow_runs::Entity::find()
             .filter(workflow_runs::Column::Status.eq(WorkflowStatus::Succeeded))
@@ -102,6 +125,7 @@ async fn main() -> anyhow::Result<()> {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
     let processed = processing.elapsed();
+    let (machine1, own1) = (machine_ticks(), own_ticks());
     let total = began.elapsed();
     let _ = stop.send(());
     let _ = worker.await;
@@ -116,6 +140,21 @@ async fn main() -> anyhow::Result<()> {
         3.0 * runs as f64 / processed.as_secs_f64(),
         runs as f64 / total.as_secs_f64(),
     );
+    // Where the CPU went while processing (Linux; clock ticks of 10 ms): the whole machine
+    // (this process, PostgreSQL and Redis share it) and this process alone.
+    if let (Some(m0), Some(m1), Some(o0), Some(o1)) = (machine0, machine1, own0, own1) {
+        let busy = m1.0 - m0.0;
+        let all = busy + (m1.1 - m0.1);
+        println!(
+            "while processing: machine busy {:.0} % of {} cores (steal {} ticks); \
+             per run {:.0} µs of CPU in all, {:.0} µs in this process",
+            100.0 * busy as f64 / all.max(1) as f64,
+            std::thread::available_parallelism().map_or(1, |n| n.get()),
+            m1.2 - m0.2,
+            busy as f64 * 10_000.0 / runs as f64,
+            (o1 - o0) as f64 * 10_000.0 / runs as f64,
+        );
+    }
 
     db.close().await?;
     admin

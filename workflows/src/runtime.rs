@@ -5,7 +5,9 @@
 //! Every run goes through one flow ([`stages`]): stage `k` (apalis-workflow's step index,
 //! carried in the task's metadata) drives step `k` of the run through [`Engine::stage`]. When a
 //! step succeeds, apalis-workflow pushes the next stage as a new task with the same
-//! [`RunTask`]; the steps' inputs and outputs stay in the database, not in the queue. There
+//! [`RunTask`]; the steps' inputs and outputs stay in the database, not in the queue. On our
+//! Redis queue that push is created by the stage's own acknowledgement, in one script call
+//! ([`crate::queue::redis`], "Life of a job"). There
 //! are as many stages as the longest registered workflow has steps. A stage that ends the
 //! chain (the run finished, waits for a retry, or the task had nothing to do) answers
 //! [`Halt`], which [`HaltLayer`] turns into a finished task.
@@ -134,8 +136,9 @@ impl RunQueue for SqliteRunQueue {
     }
 }
 
-/// The task of `task`'s run at stage `position`, due at `at`.
-fn stage_task(task: RunTask, position: usize, at: Option<DateTime<Utc>>) -> Task<RunTask> {
+/// The task of a run (`task`: its [`RunTask`], encoded or not) at stage `position`, due at
+/// `at`.
+fn stage_task<T>(task: T, position: usize, at: Option<DateTime<Utc>>) -> Task<T> {
     let mut builder = TaskBuilder::new(task)
         .metadata(&WorkflowContext {
             step_index: position,
@@ -405,12 +408,13 @@ impl RunQueue for RedisRunQueue {
         position: usize,
         at: Option<DateTime<Utc>>,
     ) -> BoxFuture<'_, anyhow::Result<()>> {
-        let mut queue = self.queue.clone();
+        let queue = self.queue.clone();
         async move {
-            queue
-                .push_task(stage_task(task, position, at))
-                .await
-                .map_err(|e| anyhow::anyhow!("{e}"))
+            // At once, not as a `TaskSink` push: from inside a stage (a retry scheduled, a
+            // run started by a step) that would wait for the stage's acknowledgement.
+            let args = serde_json::to_vec(&task)?;
+            queue.push_now(stage_task(args, position, at)).await?;
+            Ok(())
         }
         .boxed()
     }

@@ -691,6 +691,84 @@ async fn a_push_with_the_id_of_a_held_job_is_dropped() {
     assert_eq!(pending.jobs[0].kind.as_deref(), Some("stage"));
 }
 
+/// What the hand-on test's handler saw.
+#[derive(Clone)]
+struct HandOnTest {
+    own: RedisQueue<u64>,
+    other: RedisQueue<u64>,
+    admin: QueueAdmin,
+    /// (job, own queue's jobs created while it ran, other queue's jobs created then).
+    seen: Arc<Mutex<Vec<(u64, u64, u64)>>>,
+}
+
+/// Jobs below 100 push job + 100 to their own queue and job to the other one, then succeed
+/// (even) or abort (odd); the others only note that they ran.
+async fn hands_on(job: u64, t: Data<HandOnTest>) -> Result<(), BoxDynError> {
+    if job >= 100 {
+        t.seen.lock().unwrap().push((job, 0, 0));
+        return Ok(());
+    }
+    let created = |c: QueueCounts| c.enqueued;
+    let own_before = created(t.admin.counts("handon").await?);
+    let other_before = created(t.admin.counts("handon_other").await?);
+    t.own.clone().push(job + 100).await?;
+    t.other.clone().push(job).await?;
+    let own_after = created(t.admin.counts("handon").await?);
+    let other_after = created(t.admin.counts("handon_other").await?);
+    t.seen
+        .lock()
+        .unwrap()
+        .push((job, own_after - own_before, other_after - other_before));
+    if job % 2 == 1 {
+        return Err(AbortError::new("this one fails after pushing").into());
+    }
+    Ok(())
+}
+
+/// A handler's pushes to its own queue through apalis' `TaskSink` (apalis-workflow's next
+/// stages) are created by its acknowledgement, in the same script: not while it runs, and not
+/// at all if it fails. Pushes to another queue go out at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_handlers_pushes_to_its_queue_go_out_with_its_acknowledgement() {
+    let ns = Ns::new("handon").await;
+    let own = ns.queue::<u64>(ns.config("handon"));
+    let other = ns.queue::<u64>(ns.config("handon_other"));
+    let admin = ns.admin();
+    let test = HandOnTest {
+        own: own.clone(),
+        other,
+        admin: admin.clone(),
+        seen: Arc::default(),
+    };
+    let worker = start_worker!(own.clone(), 1, hands_on, test.clone());
+    // One at a time, so that no other job of the queue is created while one runs.
+    own.enqueue(&2, Enqueue::new()).await.unwrap();
+    wait_for(Duration::from_secs(10), "jobs 2 and 102 done", || async {
+        counts(&admin, "handon").await.done == 2
+    })
+    .await;
+    own.enqueue(&3, Enqueue::new()).await.unwrap();
+    wait_for(Duration::from_secs(10), "job 3 dead", || async {
+        counts(&admin, "handon").await.dead == 1
+    })
+    .await;
+    // Job 103 would have been created by now, had job 3 handed it on.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    worker.stop().await;
+
+    let mut seen = test.seen.lock().unwrap().clone();
+    seen.sort();
+    assert_eq!(
+        seen,
+        vec![(2, 0, 1), (3, 0, 1), (102, 0, 0)],
+        "nothing of its own queue created while a job ran, the other queue's at once; \
+         only the job that succeeded handed on"
+    );
+    let c = counts(&admin, "handon").await;
+    assert_eq!((c.enqueued, c.done, c.dead, c.pending), (3, 2, 1, 0));
+    assert_eq!(counts(&admin, "handon_other").await.pending, 2);
+}
+
 /// The console test's job: `tag` picks the behaviour.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Tagged {

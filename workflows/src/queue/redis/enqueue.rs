@@ -142,6 +142,20 @@ pub(crate) struct NewJob {
     pub check_id: bool,
 }
 
+impl NewJob {
+    /// Appends the job's 8 arguments of `create_job` (`lua/create.lua`) to `inv`.
+    pub(crate) fn args_of(&self, inv: &mut ::redis::ScriptInvocation<'_>) {
+        inv.arg(&self.id)
+            .arg(&self.args)
+            .arg(self.max_attempts)
+            .arg(self.kind.as_deref().unwrap_or(""))
+            .arg(self.idempotency_key.as_deref().unwrap_or(""))
+            .arg(self.run_at_ms)
+            .arg(self.meta.as_deref().unwrap_or(""))
+            .arg(if self.check_id { "1" } else { "0" });
+    }
+}
+
 pub(crate) fn new_id() -> String {
     uuid::Uuid::now_v7().to_string()
 }
@@ -219,14 +233,7 @@ pub(crate) async fn push_jobs(
         .map(|chunk| {
             let mut inv = invocation(&scripts::PUSH, keys);
             for job in chunk {
-                inv.arg(&job.id)
-                    .arg(&job.args)
-                    .arg(job.max_attempts)
-                    .arg(job.kind.as_deref().unwrap_or(""))
-                    .arg(job.idempotency_key.as_deref().unwrap_or(""))
-                    .arg(job.run_at_ms)
-                    .arg(job.meta.as_deref().unwrap_or(""))
-                    .arg(if job.check_id { "1" } else { "0" });
+                job.args_of(&mut inv);
             }
             inv
         })

@@ -15,14 +15,22 @@ use futures_util::{FutureExt, future::BoxFuture};
 use tower_layer::Layer;
 use tower_service::Service;
 
-use super::persist::{Local, lock};
+use tokio::sync::Notify;
 
-/// Notes the delay a handler asked for with apalis' `RetryAfterError` (or none, with
-/// `DeferredError`) so the retry is scheduled then instead of after the backoff: apalis only
-/// passes the error's text on to the backend.
+use super::persist::{HAND_ON, HandOn, Local, lock};
+
+/// Around every handler call:
+/// - notes the delay a handler asked for with apalis' `RetryAfterError` (or none, with
+///   `DeferredError`) so the retry is scheduled then instead of after the backoff: apalis only
+///   passes the error's text on to the backend;
+/// - keeps the jobs the handler pushes to its own queue for its acknowledgement
+///   ([`HAND_ON`]), and wakes the worker's fetch so that the acknowledgement goes out now.
 #[derive(Clone)]
 pub struct OutcomeLayer {
     pub(crate) local: Arc<Local>,
+    pub(crate) wake: Arc<Notify>,
+    /// The queue's key base.
+    pub(crate) queue: String,
 }
 
 impl std::fmt::Debug for OutcomeLayer {
@@ -38,6 +46,8 @@ impl<S> Layer<S> for OutcomeLayer {
         OutcomeService {
             inner,
             local: self.local.clone(),
+            wake: self.wake.clone(),
+            queue: self.queue.clone(),
         }
     }
 }
@@ -47,6 +57,8 @@ impl<S> Layer<S> for OutcomeLayer {
 pub struct OutcomeService<S> {
     inner: S,
     local: Arc<Local>,
+    wake: Arc<Notify>,
+    queue: String,
 }
 
 impl<S> std::fmt::Debug for OutcomeService<S> {
@@ -72,9 +84,25 @@ where
     fn call(&mut self, task: Task<Args>) -> Self::Future {
         let id = task.task_id().map(|id| id.to_string());
         let local = self.local.clone();
-        let fut = self.inner.call(task);
+        let wake = self.wake.clone();
+        let hand_on = HandOn {
+            queue: self.queue.clone(),
+            jobs: Default::default(),
+        };
+        let fut = HAND_ON.scope(hand_on, self.inner.call(task));
         async move {
-            let res = fut.await.map_err(Into::into);
+            tokio::pin!(fut);
+            let res = fut.as_mut().await.map_err(Into::into);
+            let jobs = fut
+                .take_value()
+                .map(|h| h.jobs.into_inner())
+                .unwrap_or_default();
+            if let (false, Some(id)) = (jobs.is_empty(), &id) {
+                lock(&local.handed_on).insert(id.clone(), jobs);
+                // A fetch waiting for jobs returns, so the worker sends the acknowledgement
+                // (and with it these jobs) instead of waiting out the poll interval.
+                wake.notify_waiters();
+            }
             if let (Err(e), Some(id)) = (&res, id) {
                 let delay = if let Some(r) = e.downcast_ref::<RetryAfterError>() {
                     Some(r.get_duration())

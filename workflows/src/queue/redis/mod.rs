@@ -57,14 +57,19 @@
 //! `LPUSH`/`ZADD` per 500 jobs (4 script calls per round trip); a fetch does one `HMGET` and
 //! one `HSET` per job plus one `ZADD leases` and one `HSET holders` per batch; an ack checks
 //! the lease tokens of up to 500 jobs with one `HMGET` and removes them with one `ZREM`, one
-//! `HDEL` and one `DEL`. Acks go out from their own task, so the worker's next fetch does not
+//! `HDEL` and one `DEL`, creating the jobs they hand on as a push would. Acks go out from their own task, so the worker's next fetch does not
 //! wait for them (close waits for them). See `bench/README.md` for the throughput.
 //!
 //! # Life of a job
 //!
 //! push → `ready` (or `delayed`) → fetch leases it (attempt `n` + 1, `leases`, `holders`) →
 //! the handler's result is acknowledged in batches:
-//! - success: lease and envelope deleted, `done` counted;
+//! - success: lease and envelope deleted, `done` counted, and the jobs the handler pushed to
+//!   this same queue through apalis' `TaskSink` while it ran (apalis-workflow's next stage)
+//!   created by the same script call: a hand-over with no round trip of its own, atomic with
+//!   the acknowledgement. Until then they exist only in the worker; if the job fails, loses
+//!   its lease or its worker dies, they are not created, and the job's next run pushes them
+//!   again. [`RedisQueue::push_now`] and pushes to other queues go out at once;
 //! - error with attempts left: `retry` at now + [`Backoff`] (exponential, equal jitter,
 //!   capped), or at the delay an apalis `RetryAfterError` asked for;
 //! - error with no attempts left, an apalis `AbortError`, or arguments that do not decode:
@@ -241,6 +246,18 @@ impl<Args> RedisQueue<Args> {
     /// The console's view of this queue's namespace, with this queue's retention settings.
     pub fn admin(&self) -> QueueAdmin {
         QueueAdmin::with_config(self.persist.conn.clone(), (*self.persist.config).clone())
+    }
+
+    /// Pushes an apalis task whose arguments are encoded already (JSON bytes of `Args`) at
+    /// once, also from inside a handler of this queue, where `TaskSink` pushes wait for the
+    /// handler's acknowledgement (see the module docs).
+    pub async fn push_now(&self, task: Task<Vec<u8>>) -> Result<Enqueued, QueueError> {
+        let config = &self.persist.config;
+        let job = NewJob::from_task(task, config.max_attempts, config.default_kind.as_deref())?;
+        self.push_encoded(vec![job])
+            .await?
+            .pop()
+            .ok_or_else(|| QueueError::Protocol("push: no reply".into()))
     }
 
     /// Pushes already encoded jobs (JSON bytes of `Args`).
@@ -424,6 +441,8 @@ impl<Args> BackendConfig for RedisQueue<Args> {
             .lock_tasks(false);
         let outcome = OutcomeLayer {
             local: self.persist.local.clone(),
+            wake: self.persist.wake.clone(),
+            queue: self.persist.keys.base.clone(),
         };
         Stack::new(outcome, persist)
     }

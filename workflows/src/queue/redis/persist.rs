@@ -29,6 +29,22 @@ use super::{
     scripts::{self, array, invocation, opt_bytes, opt_i64, opt_string, protocol},
 };
 
+/// The jobs a handler pushes to its own queue through apalis' `TaskSink` while it runs (the
+/// next stage of an apalis-workflow flow, say), set around every handler call by
+/// [`OutcomeLayer`](super::OutcomeLayer). They are not pushed then: they are created by the
+/// script that acknowledges the handler's job, and only if it succeeded and still held its
+/// lease. The hand-over is atomic and costs no round trip of its own; a job that runs again
+/// (its acknowledgement was lost, or it failed) pushes them again.
+pub(crate) struct HandOn {
+    /// The queue's key base: pushes to other queues go out at once.
+    pub(crate) queue: String,
+    pub(crate) jobs: std::cell::RefCell<Vec<NewJob>>,
+}
+
+tokio::task_local! {
+    pub(crate) static HAND_ON: HandOn;
+}
+
 /// Longest error message kept in a job's envelope.
 const MAX_ERROR_LEN: usize = 4096;
 /// How long a worker waits after a failed fetch (Redis away) before the next one.
@@ -51,6 +67,9 @@ pub(crate) struct Local {
     pub(crate) held: Mutex<HashMap<String, Held>>,
     /// Delays asked for by `RetryAfterError` (or zero for `DeferredError`), by job id.
     pub(crate) retry_after: Mutex<HashMap<String, Duration>>,
+    /// Jobs a finished handler pushed to this queue, by the id of its job: they go out with
+    /// its acknowledgement ([`HAND_ON`]).
+    pub(crate) handed_on: Mutex<HashMap<String, Vec<NewJob>>>,
     keeper_started: AtomicBool,
     stopped: AtomicBool,
     stop: Arc<Notify>,
@@ -64,6 +83,7 @@ impl Local {
         Arc::new(Self {
             held: Mutex::new(HashMap::new()),
             retry_after: Mutex::new(HashMap::new()),
+            handed_on: Mutex::new(HashMap::new()),
             keeper_started: AtomicBool::new(false),
             stopped: AtomicBool::new(false),
             stop: Arc::new(Notify::new()),
@@ -342,15 +362,22 @@ impl RedisPersistence {
                     .arg(g.outcome)
                     .arg(g.delay_ms)
                     .arg(&g.error)
-                    .arg(if g.has_ikey { "1" } else { "0" });
+                    .arg(if g.has_ikey { "1" } else { "0" })
+                    .arg(g.hand_on.len());
+                for job in &g.hand_on {
+                    job.args_of(&mut inv);
+                }
             }
             let mut tries = 0;
             loop {
                 tries += 1;
-                match inv.invoke_async::<(u64, u64)>(&mut self.conn).await {
-                    Ok((_, stale)) => {
+                match inv.invoke_async::<(u64, u64, u64)>(&mut self.conn).await {
+                    Ok((_, stale, created)) => {
                         if stale > 0 {
                             tracing::warn!(queue = %cfg.queue, %worker, stale, "finished attempts whose lease had expired were ignored");
+                        }
+                        if created > 0 {
+                            self.wake.notify_waiters();
                         }
                         break;
                     }
@@ -418,6 +445,8 @@ struct AckGroup {
     outcome: &'static str,
     delay_ms: u64,
     error: String,
+    /// Jobs to create if the attempt is settled as done.
+    hand_on: Vec<NewJob>,
 }
 
 impl Persistence for RedisPersistence {
@@ -557,6 +586,16 @@ impl Persistence for RedisPersistence {
                 )
             })
             .collect::<Result<Vec<_>, _>>()?;
+        // Inside a handler of this queue: handed on with its acknowledgement.
+        let mut jobs = Some(jobs);
+        let _ = HAND_ON.try_with(|h| {
+            if h.queue == self.keys.base {
+                h.jobs.borrow_mut().extend(jobs.take().unwrap_or_default());
+            }
+        });
+        let Some(jobs) = jobs else {
+            return Ok(());
+        };
         self.register_queue().await;
         push_jobs(&mut self.conn, &self.keys, jobs).await?;
         self.wake.notify_waiters();
@@ -569,6 +608,7 @@ impl RedisPersistence {
     /// holds its lease.
     fn settle(&self, result: TaskResult<()>) -> Option<AckGroup> {
         let id = result.task_id.to_string();
+        let hand_on = lock(&self.local.handed_on).remove(&id).unwrap_or_default();
         let Held { attempt, has_ikey } = lock(&self.local.held).remove(&id)?;
         let asked_delay = lock(&self.local.retry_after).remove(&id);
         let error = match &result.result {
@@ -586,6 +626,9 @@ impl RedisPersistence {
             ),
             _ => ("retry", self.config.backoff.delay(attempt)),
         };
+        if outcome != "ok" && !hand_on.is_empty() {
+            tracing::debug!(queue = %self.config.queue, job = %id, jobs = hand_on.len(), "a job that did not succeed hands nothing on");
+        }
         Some(AckGroup {
             id,
             attempt,
@@ -593,6 +636,7 @@ impl RedisPersistence {
             outcome,
             delay_ms: millis(delay),
             error,
+            hand_on: if outcome == "ok" { hand_on } else { Vec::new() },
         })
     }
 
@@ -608,6 +652,7 @@ impl RedisPersistence {
             outcome: "dead",
             delay_ms: 0,
             error: truncate(error),
+            hand_on: Vec::new(),
         };
         self.ack(worker, vec![group]).await;
     }

@@ -16,11 +16,11 @@ macro_rules! script {
 }
 
 script!(FETCH, "fetch.lua");
-script!(ACK, "ack.lua");
+script!(ACK, "create.lua", "ack.lua");
 script!(RELEASE, "release.lua");
 script!(RENEW, "renew.lua");
 script!(HEARTBEAT, "heartbeat.lua");
-script!(PUSH, "push.lua");
+script!(PUSH, "create.lua", "push.lua");
 script!(LIST, "rows.lua", "list.lua");
 script!(JOB, "rows.lua", "job.lua");
 script!(RETRY, "retry.lua");
