@@ -16,10 +16,10 @@ mod batch;
 mod claims;
 mod sql;
 
-use std::{collections::HashSet, fmt::Write as _};
+use std::collections::HashSet;
 
 use chrono::{DateTime, Utc};
-use entity::{WriteTxn as _, enums::WorkflowStatus, workflow_logs, workflow_runs, workflow_steps};
+use entity::{enums::WorkflowStatus, workflow_logs, workflow_runs, workflow_steps};
 use sea_orm::{ActiveEnum, ConnectionTrait, DatabaseConnection, DbErr};
 use serde_json::Value;
 use tokio::sync::oneshot;
@@ -27,7 +27,7 @@ use uuid::Uuid;
 
 use batch::Batcher;
 pub(crate) use claims::{Claim, Claimed, Claims, Stage};
-use sql::{Cell, Sql, insert_rows, update_rows};
+use sql::{Batch, Cell, insert_statement, update_rows, update_statement};
 
 /// One record to make.
 #[derive(Debug, Clone)]
@@ -140,10 +140,13 @@ async fn commit(db: &DatabaseConnection, batch: Vec<Submission>) {
 /// Whether two submissions write the same row (then they are committed one by one, in order:
 /// one multi-row statement would apply them in no defined order).
 fn overlaps(batch: &[Submission]) -> bool {
+    writes_a_row_twice(batch.iter().flat_map(|s| s.writes.iter()))
+}
+
+/// Whether two of `writes` write the same row.
+fn writes_a_row_twice<'a>(writes: impl Iterator<Item = &'a Write>) -> bool {
     let mut seen = HashSet::new();
-    batch
-        .iter()
-        .flat_map(|s| s.writes.iter())
+    writes
         .filter_map(|w| match w {
             Write::StepStarted { id, .. }
             | Write::StepFinished { id, .. }
@@ -155,8 +158,9 @@ fn overlaps(batch: &[Submission]) -> bool {
 }
 
 async fn apply(db: &DatabaseConnection, writes: &[&Write]) -> Result<(), DbErr> {
-    let txn = db.begin_write().await?;
-    let backend = db.get_database_backend();
+    // One statement cannot write a row twice in order: such writes go one statement each.
+    let one_statement = !writes_a_row_twice(writes.iter().copied());
+    let mut batch = Batch::new(db.get_database_backend(), one_statement);
 
     let runs: Vec<Vec<Cell>> = writes
         .iter()
@@ -185,10 +189,7 @@ async fn apply(db: &DatabaseConnection, writes: &[&Write]) -> Result<(), DbErr> 
             _ => None,
         })
         .collect();
-    insert_rows(
-        &txn,
-        backend,
-        "workflow_runs",
+    batch.add(
         &[
             ("id", "uuid"),
             ("organization_id", "uuid"),
@@ -211,8 +212,31 @@ async fn apply(db: &DatabaseConnection, writes: &[&Write]) -> Result<(), DbErr> 
             ("updated_at", "timestamptz"),
         ],
         runs,
-    )
-    .await?;
+        &insert_statement(
+            "workflow_runs",
+            &[
+                ("id", "uuid"),
+                ("organization_id", "uuid"),
+                ("cluster_id", "uuid"),
+                ("kind", "text"),
+                ("status", "text"),
+                ("idempotency_key", "text"),
+                ("input", "jsonb"),
+                ("output", "jsonb"),
+                ("error", "text"),
+                ("attempt", "integer"),
+                ("cancel_requested_at", "timestamptz"),
+                ("created_by_user_id", "uuid"),
+                ("started_at", "timestamptz"),
+                ("finished_at", "timestamptz"),
+                ("ticket", "uuid"),
+                ("next_attempt_at", "timestamptz"),
+                ("worker", "text"),
+                ("created_at", "timestamptz"),
+                ("updated_at", "timestamptz"),
+            ],
+        ),
+    );
 
     let steps: Vec<Vec<Cell>> = writes
         .iter()
@@ -235,10 +259,7 @@ async fn apply(db: &DatabaseConnection, writes: &[&Write]) -> Result<(), DbErr> 
             _ => None,
         })
         .collect();
-    insert_rows(
-        &txn,
-        backend,
-        "workflow_steps",
+    batch.add(
         &[
             ("id", "uuid"),
             ("run_id", "uuid"),
@@ -255,8 +276,25 @@ async fn apply(db: &DatabaseConnection, writes: &[&Write]) -> Result<(), DbErr> 
             ("updated_at", "timestamptz"),
         ],
         steps,
-    )
-    .await?;
+        &insert_statement(
+            "workflow_steps",
+            &[
+                ("id", "uuid"),
+                ("run_id", "uuid"),
+                ("position", "integer"),
+                ("name", "text"),
+                ("status", "text"),
+                ("attempt", "integer"),
+                ("output", "jsonb"),
+                ("checkpoint", "jsonb"),
+                ("error", "text"),
+                ("started_at", "timestamptz"),
+                ("finished_at", "timestamptz"),
+                ("created_at", "timestamptz"),
+                ("updated_at", "timestamptz"),
+            ],
+        ),
+    );
 
     let logs: Vec<Vec<Cell>> = writes
         .iter()
@@ -272,10 +310,7 @@ async fn apply(db: &DatabaseConnection, writes: &[&Write]) -> Result<(), DbErr> 
             _ => None,
         })
         .collect();
-    insert_rows(
-        &txn,
-        backend,
-        "workflow_logs",
+    batch.add(
         &[
             ("id", "uuid"),
             ("run_id", "uuid"),
@@ -285,8 +320,18 @@ async fn apply(db: &DatabaseConnection, writes: &[&Write]) -> Result<(), DbErr> 
             ("created_at", "timestamptz"),
         ],
         logs,
-    )
-    .await?;
+        &insert_statement(
+            "workflow_logs",
+            &[
+                ("id", "uuid"),
+                ("run_id", "uuid"),
+                ("step_id", "uuid"),
+                ("level", "text"),
+                ("message", "text"),
+                ("created_at", "timestamptz"),
+            ],
+        ),
+    );
 
     let started: Vec<StepStart> = writes
         .iter()
@@ -300,7 +345,12 @@ async fn apply(db: &DatabaseConnection, writes: &[&Write]) -> Result<(), DbErr> 
             _ => None,
         })
         .collect();
-    start_steps(&txn, backend, &started).await?;
+    let (columns, assignments, rows) = start_rows(&started);
+    batch.add(
+        columns,
+        rows,
+        &update_statement("workflow_steps", assignments),
+    );
 
     let finished: Vec<Vec<Cell>> = writes
         .iter()
@@ -315,15 +365,11 @@ async fn apply(db: &DatabaseConnection, writes: &[&Write]) -> Result<(), DbErr> 
             _ => None,
         })
         .collect();
-    update_rows(
-        &txn,
-        backend,
-        "workflow_steps",
+    batch.add(
         END_COLUMNS,
-        END_ASSIGNMENTS,
         finished,
-    )
-    .await?;
+        &update_statement("workflow_steps", END_ASSIGNMENTS),
+    );
 
     let checkpoints: Vec<Vec<Cell>> = writes
         .iter()
@@ -336,19 +382,18 @@ async fn apply(db: &DatabaseConnection, writes: &[&Write]) -> Result<(), DbErr> 
             _ => None,
         })
         .collect();
-    update_rows(
-        &txn,
-        backend,
-        "workflow_steps",
+    batch.add(
         &[
             ("id", "uuid"),
             ("checkpoint", "jsonb"),
             ("at", "timestamptz"),
         ],
-        "checkpoint = v.checkpoint, updated_at = v.at",
         checkpoints,
-    )
-    .await?;
+        &update_statement(
+            "workflow_steps",
+            "checkpoint = v.checkpoint, updated_at = v.at",
+        ),
+    );
 
     let ended: Vec<Vec<Cell>> = writes
         .iter()
@@ -363,15 +408,14 @@ async fn apply(db: &DatabaseConnection, writes: &[&Write]) -> Result<(), DbErr> 
             _ => None,
         })
         .collect();
-    update_rows(
-        &txn,
-        backend,
-        "workflow_runs",
+    batch.add(
         END_COLUMNS,
-        &format!("{END_ASSIGNMENTS}, ticket = NULL, next_attempt_at = NULL"),
         ended,
-    )
-    .await?;
+        &update_statement(
+            "workflow_runs",
+            &format!("{END_ASSIGNMENTS}, ticket = NULL, next_attempt_at = NULL"),
+        ),
+    );
 
     // Steps that never ran (or waited for a retry) of a run that did not succeed.
     let unfinished: Vec<Vec<Cell>> = writes
@@ -387,22 +431,17 @@ async fn apply(db: &DatabaseConnection, writes: &[&Write]) -> Result<(), DbErr> 
             _ => None,
         })
         .collect();
-    if !unfinished.is_empty() {
-        let mut sql = Sql::new(backend);
-        sql.with_rows(
-            &[("id", "uuid"), ("status", "text"), ("at", "timestamptz")],
-            unfinished,
-        );
-        let _ = write!(
-            sql.text,
+    batch.add(
+        &[("id", "uuid"), ("status", "text"), ("at", "timestamptz")],
+        unfinished,
+        &format!(
             "UPDATE workflow_steps SET status = v.status, updated_at = v.at FROM v \
              WHERE workflow_steps.run_id = v.id AND workflow_steps.status IN ('{}', '{}')",
             WorkflowStatus::Queued.to_value(),
             WorkflowStatus::Retrying.to_value(),
-        );
-        txn.execute_raw(sql.statement()).await?;
-    }
-    txn.commit().await
+        ),
+    );
+    batch.run(db).await
 }
 
 /// A step to mark running: `(step id, attempt, at, claiming task)`.
@@ -442,6 +481,18 @@ async fn start_steps(
     backend: sea_orm::DbBackend,
     steps: &[StepStart],
 ) -> Result<(), DbErr> {
+    let (columns, assignments, rows) = start_rows(steps);
+    update_rows(db, backend, "workflow_steps", columns, assignments, rows).await
+}
+
+/// The columns, assignments and rows that mark `steps` running.
+fn start_rows(
+    steps: &[StepStart],
+) -> (
+    &'static [(&'static str, &'static str)],
+    &'static str,
+    Vec<Vec<Cell>>,
+) {
     let rows = steps
         .iter()
         .map(|(id, attempt, at, task_id)| {
@@ -454,10 +505,7 @@ async fn start_steps(
             ]
         })
         .collect();
-    update_rows(
-        db,
-        backend,
-        "workflow_steps",
+    (
         &[
             ("id", "uuid"),
             ("status", "text"),
@@ -469,7 +517,6 @@ async fn start_steps(
          updated_at = v.at, task_id = v.task_id",
         rows,
     )
-    .await
 }
 
 /// The columns of a step's or a run's end, as [`end_row`] gives them.

@@ -4,7 +4,10 @@
 use std::fmt::Write as _;
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ConnectionTrait, DbBackend, DbErr, Statement, Value as SqlValue};
+use entity::WriteTxn as _;
+use sea_orm::{
+    ConnectionTrait, DatabaseConnection, DbBackend, DbErr, Statement, Value as SqlValue,
+};
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -43,21 +46,14 @@ impl Cell {
     }
 }
 
-/// `INSERT INTO table (columns) …` of `rows` (values in `columns`' order).
-pub(super) async fn insert_rows(
-    db: &impl ConnectionTrait,
-    backend: DbBackend,
-    table: &str,
-    columns: &[(&str, &str)],
-    rows: Vec<Vec<Cell>>,
-) -> Result<(), DbErr> {
+/// `INSERT INTO table (columns) SELECT columns FROM v`.
+pub(super) fn insert_statement(table: &str, columns: &[(&str, &str)]) -> String {
     let names = columns
         .iter()
         .map(|(name, _)| *name)
         .collect::<Vec<_>>()
         .join(", ");
-    let statement = format!("INSERT INTO {table} ({names}) SELECT {names} FROM v");
-    over_rows(db, backend, columns, rows, &statement).await
+    format!("INSERT INTO {table} ({names}) SELECT {names} FROM v")
 }
 
 /// Runs `statement`, which reads `v`, once per piece of `rows` that fits in one statement,
@@ -103,8 +99,93 @@ pub(super) async fn update_rows(
     assignments: &str,
     rows: Vec<Vec<Cell>>,
 ) -> Result<(), DbErr> {
-    let statement = format!("UPDATE {table} SET {assignments} FROM v WHERE {table}.id = v.id");
-    over_rows(db, backend, columns, rows, &statement).await
+    over_rows(
+        db,
+        backend,
+        columns,
+        rows,
+        &update_statement(table, assignments),
+    )
+    .await
+}
+
+/// `UPDATE table SET assignments FROM v WHERE table.id = v.id`.
+pub(super) fn update_statement(table: &str, assignments: &str) -> String {
+    format!("UPDATE {table} SET {assignments} FROM v WHERE {table}.id = v.id")
+}
+
+/// The statements of one commit, each over rows of its own (`v`), run as one unit.
+///
+/// On PostgreSQL they become one statement, each a data-modifying `WITH` query of it
+/// (`WITH w0 AS (WITH v … UPDATE …), w1 AS (…) SELECT 1`): one round trip and an implicit
+/// transaction instead of `BEGIN`, a round trip per statement and `COMMIT`. Its parts see the
+/// same snapshot and none sees another's changes, so callers must not write one row twice
+/// in a batch (foreign keys are checked at the end of the statement, so a row and rows that
+/// refer to it can be inserted together). On SQLite (in process) they run one by one in a
+/// write transaction, and so they do on PostgreSQL when the caller asks for it.
+pub(super) struct Batch {
+    backend: DbBackend,
+    /// PostgreSQL, as one statement.
+    one_statement: bool,
+    /// PostgreSQL: the one statement so far.
+    combined: Sql,
+    parts: usize,
+    /// SQLite: the statements.
+    each: Vec<Statement>,
+}
+
+impl Batch {
+    pub(super) fn new(backend: DbBackend, one_statement: bool) -> Self {
+        Batch {
+            backend,
+            one_statement: one_statement && backend == DbBackend::Postgres,
+            combined: Sql::new(backend),
+            parts: 0,
+            each: Vec::new(),
+        }
+    }
+
+    /// Adds `statement`, which reads `v`, over `rows` under `columns`; nothing without rows.
+    pub(super) fn add(&mut self, columns: &[(&str, &str)], rows: Vec<Vec<Cell>>, statement: &str) {
+        for rows in chunks(self.backend, columns.len(), rows) {
+            if self.one_statement {
+                let sql = &mut self.combined;
+                sql.text
+                    .push_str(if self.parts == 0 { "WITH " } else { ", " });
+                let _ = write!(sql.text, "w{} AS (", self.parts);
+                sql.with_rows(columns, rows);
+                sql.text.push_str(statement);
+                sql.text.push(')');
+                self.parts += 1;
+            } else {
+                let mut sql = Sql::new(self.backend);
+                sql.with_rows(columns, rows);
+                sql.text.push_str(statement);
+                self.each.push(sql.statement());
+            }
+        }
+    }
+
+    /// Runs the statements as one unit (see [`Batch`]).
+    pub(super) async fn run(self, db: &DatabaseConnection) -> Result<(), DbErr> {
+        if self.one_statement {
+            if self.parts == 0 {
+                return Ok(());
+            }
+            let mut sql = self.combined;
+            sql.text.push_str(" SELECT 1");
+            db.execute_raw(sql.statement()).await?;
+            return Ok(());
+        }
+        if self.each.is_empty() {
+            return Ok(());
+        }
+        let txn = db.begin_write().await?;
+        for statement in self.each {
+            txn.execute_raw(statement).await?;
+        }
+        txn.commit().await
+    }
 }
 
 /// SQL text with bind parameters numbered for the backend.
@@ -232,5 +313,39 @@ mod tests {
         assert_eq!(flat, (0..5_000).collect::<Vec<i32>>());
         assert_eq!(chunks(DbBackend::Postgres, 13, rows(5_000)).len(), 1);
         assert!(chunks(DbBackend::Sqlite, 13, rows(0)).is_empty());
+    }
+
+    #[test]
+    fn a_postgres_batch_is_one_statement_and_sqlite_or_an_overlap_runs_one_by_one() {
+        let parts = |batch: &mut Batch| {
+            batch.add(
+                &[("id", "integer")],
+                rows(2),
+                "DELETE FROM a USING v WHERE a.id = v.id",
+            );
+            batch.add(&[("id", "integer")], rows(0), "DELETE FROM b USING v");
+            batch.add(
+                &[("id", "integer")],
+                rows(1),
+                "DELETE FROM c USING v WHERE c.id = v.id",
+            );
+        };
+        let mut pg = Batch::new(DbBackend::Postgres, true);
+        parts(&mut pg);
+        assert_eq!(pg.parts, 2, "a part without rows adds nothing");
+        assert!(pg.each.is_empty());
+        let text = &pg.combined.text;
+        assert!(text.starts_with("WITH w0 AS (WITH v (id) AS ("), "{text}");
+        assert!(text.contains("DELETE FROM a USING v WHERE a.id = v.id), w1 AS (WITH v (id)"));
+        assert!(text.contains("$2") && !text.contains("$3") && !text.contains("FROM b"));
+        assert_eq!(pg.combined.values.len(), 2, "one JSON parameter per part");
+
+        for mut each in [
+            Batch::new(DbBackend::Sqlite, true),
+            Batch::new(DbBackend::Postgres, false),
+        ] {
+            parts(&mut each);
+            assert_eq!((each.parts, each.each.len()), (0, 2));
+        }
     }
 }
