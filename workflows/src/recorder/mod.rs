@@ -345,11 +345,10 @@ async fn apply(db: &DatabaseConnection, writes: &[&Write]) -> Result<(), DbErr> 
             _ => None,
         })
         .collect();
-    let (columns, assignments, rows) = start_rows(&started);
     batch.add(
-        columns,
-        rows,
-        &update_statement("workflow_steps", assignments),
+        START_COLUMNS,
+        start_rows(&started),
+        &update_statement("workflow_steps", START_ASSIGNMENTS),
     );
 
     let finished: Vec<Vec<Cell>> = writes
@@ -481,19 +480,34 @@ async fn start_steps(
     backend: sea_orm::DbBackend,
     steps: &[StepStart],
 ) -> Result<(), DbErr> {
-    let (columns, assignments, rows) = start_rows(steps);
-    update_rows(db, backend, "workflow_steps", columns, assignments, rows).await
+    let rows = start_rows(steps);
+    update_rows(
+        db,
+        backend,
+        "workflow_steps",
+        START_COLUMNS,
+        START_ASSIGNMENTS,
+        rows,
+    )
+    .await
 }
 
-/// The columns, assignments and rows that mark `steps` running.
-fn start_rows(
-    steps: &[StepStart],
-) -> (
-    &'static [(&'static str, &'static str)],
-    &'static str,
-    Vec<Vec<Cell>>,
-) {
-    let rows = steps
+/// The columns of a step's start, as [`start_rows`] gives them.
+const START_COLUMNS: &[(&str, &str)] = &[
+    ("id", "uuid"),
+    ("status", "text"),
+    ("attempt", "integer"),
+    ("at", "timestamptz"),
+    ("task_id", "text"),
+];
+
+/// What a step's start writes.
+const START_ASSIGNMENTS: &str = "status = v.status, attempt = v.attempt, started_at = v.at, \
+     finished_at = NULL, updated_at = v.at, task_id = v.task_id";
+
+/// The rows that mark `steps` running.
+fn start_rows(steps: &[StepStart]) -> Vec<Vec<Cell>> {
+    steps
         .iter()
         .map(|(id, attempt, at, task_id)| {
             vec![
@@ -504,19 +518,7 @@ fn start_rows(
                 Cell::Text(task_id.clone()),
             ]
         })
-        .collect();
-    (
-        &[
-            ("id", "uuid"),
-            ("status", "text"),
-            ("attempt", "integer"),
-            ("at", "timestamptz"),
-            ("task_id", "text"),
-        ],
-        "status = v.status, attempt = v.attempt, started_at = v.at, finished_at = NULL, \
-         updated_at = v.at, task_id = v.task_id",
-        rows,
-    )
+        .collect()
 }
 
 /// The columns of a step's or a run's end, as [`end_row`] gives them.
