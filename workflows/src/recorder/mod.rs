@@ -27,7 +27,7 @@ use uuid::Uuid;
 
 use batch::Batcher;
 pub(crate) use claims::{Claim, Claimed, Claims, Stage};
-use sql::{Batch, Cell, insert_statement, update_rows, update_statement};
+use sql::{Batch, Cell, update_rows};
 
 /// One record to make.
 #[derive(Debug, Clone)]
@@ -189,7 +189,8 @@ async fn apply(db: &DatabaseConnection, writes: &[&Write]) -> Result<(), DbErr> 
             _ => None,
         })
         .collect();
-    batch.add(
+    batch.insert(
+        "workflow_runs",
         &[
             ("id", "uuid"),
             ("organization_id", "uuid"),
@@ -212,30 +213,6 @@ async fn apply(db: &DatabaseConnection, writes: &[&Write]) -> Result<(), DbErr> 
             ("updated_at", "timestamptz"),
         ],
         runs,
-        &insert_statement(
-            "workflow_runs",
-            &[
-                ("id", "uuid"),
-                ("organization_id", "uuid"),
-                ("cluster_id", "uuid"),
-                ("kind", "text"),
-                ("status", "text"),
-                ("idempotency_key", "text"),
-                ("input", "jsonb"),
-                ("output", "jsonb"),
-                ("error", "text"),
-                ("attempt", "integer"),
-                ("cancel_requested_at", "timestamptz"),
-                ("created_by_user_id", "uuid"),
-                ("started_at", "timestamptz"),
-                ("finished_at", "timestamptz"),
-                ("ticket", "uuid"),
-                ("next_attempt_at", "timestamptz"),
-                ("worker", "text"),
-                ("created_at", "timestamptz"),
-                ("updated_at", "timestamptz"),
-            ],
-        ),
     );
 
     let steps: Vec<Vec<Cell>> = writes
@@ -259,7 +236,8 @@ async fn apply(db: &DatabaseConnection, writes: &[&Write]) -> Result<(), DbErr> 
             _ => None,
         })
         .collect();
-    batch.add(
+    batch.insert(
+        "workflow_steps",
         &[
             ("id", "uuid"),
             ("run_id", "uuid"),
@@ -276,24 +254,6 @@ async fn apply(db: &DatabaseConnection, writes: &[&Write]) -> Result<(), DbErr> 
             ("updated_at", "timestamptz"),
         ],
         steps,
-        &insert_statement(
-            "workflow_steps",
-            &[
-                ("id", "uuid"),
-                ("run_id", "uuid"),
-                ("position", "integer"),
-                ("name", "text"),
-                ("status", "text"),
-                ("attempt", "integer"),
-                ("output", "jsonb"),
-                ("checkpoint", "jsonb"),
-                ("error", "text"),
-                ("started_at", "timestamptz"),
-                ("finished_at", "timestamptz"),
-                ("created_at", "timestamptz"),
-                ("updated_at", "timestamptz"),
-            ],
-        ),
     );
 
     let logs: Vec<Vec<Cell>> = writes
@@ -310,7 +270,8 @@ async fn apply(db: &DatabaseConnection, writes: &[&Write]) -> Result<(), DbErr> 
             _ => None,
         })
         .collect();
-    batch.add(
+    batch.insert(
+        "workflow_logs",
         &[
             ("id", "uuid"),
             ("run_id", "uuid"),
@@ -320,17 +281,6 @@ async fn apply(db: &DatabaseConnection, writes: &[&Write]) -> Result<(), DbErr> 
             ("created_at", "timestamptz"),
         ],
         logs,
-        &insert_statement(
-            "workflow_logs",
-            &[
-                ("id", "uuid"),
-                ("run_id", "uuid"),
-                ("step_id", "uuid"),
-                ("level", "text"),
-                ("message", "text"),
-                ("created_at", "timestamptz"),
-            ],
-        ),
     );
 
     let started: Vec<StepStart> = writes
@@ -345,10 +295,11 @@ async fn apply(db: &DatabaseConnection, writes: &[&Write]) -> Result<(), DbErr> 
             _ => None,
         })
         .collect();
-    batch.add(
+    batch.update(
+        "workflow_steps",
         START_COLUMNS,
+        START_ASSIGNMENTS,
         start_rows(&started),
-        &update_statement("workflow_steps", START_ASSIGNMENTS),
     );
 
     let finished: Vec<Vec<Cell>> = writes
@@ -364,11 +315,7 @@ async fn apply(db: &DatabaseConnection, writes: &[&Write]) -> Result<(), DbErr> 
             _ => None,
         })
         .collect();
-    batch.add(
-        END_COLUMNS,
-        finished,
-        &update_statement("workflow_steps", END_ASSIGNMENTS),
-    );
+    batch.update("workflow_steps", END_COLUMNS, END_ASSIGNMENTS, finished);
 
     let checkpoints: Vec<Vec<Cell>> = writes
         .iter()
@@ -381,17 +328,15 @@ async fn apply(db: &DatabaseConnection, writes: &[&Write]) -> Result<(), DbErr> 
             _ => None,
         })
         .collect();
-    batch.add(
+    batch.update(
+        "workflow_steps",
         &[
             ("id", "uuid"),
             ("checkpoint", "jsonb"),
             ("at", "timestamptz"),
         ],
+        "checkpoint = v.checkpoint, updated_at = v.at",
         checkpoints,
-        &update_statement(
-            "workflow_steps",
-            "checkpoint = v.checkpoint, updated_at = v.at",
-        ),
     );
 
     let ended: Vec<Vec<Cell>> = writes
@@ -407,13 +352,11 @@ async fn apply(db: &DatabaseConnection, writes: &[&Write]) -> Result<(), DbErr> 
             _ => None,
         })
         .collect();
-    batch.add(
+    batch.update(
+        "workflow_runs",
         END_COLUMNS,
+        &format!("{END_ASSIGNMENTS}, ticket = NULL, next_attempt_at = NULL"),
         ended,
-        &update_statement(
-            "workflow_runs",
-            &format!("{END_ASSIGNMENTS}, ticket = NULL, next_attempt_at = NULL"),
-        ),
     );
 
     // Steps that never ran (or waited for a retry) of a run that did not succeed.

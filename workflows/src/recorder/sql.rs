@@ -166,6 +166,23 @@ impl Batch {
         }
     }
 
+    /// Adds `INSERT INTO table (columns)` of `rows`.
+    pub(super) fn insert(&mut self, table: &str, columns: &[(&str, &str)], rows: Vec<Vec<Cell>>) {
+        self.add(columns, rows, &insert_statement(table, columns));
+    }
+
+    /// Adds `UPDATE table SET assignments` of the rows with the ids of `rows` (the first of
+    /// `columns`), whose values `assignments` read as `v.name`.
+    pub(super) fn update(
+        &mut self,
+        table: &str,
+        columns: &[(&str, &str)],
+        assignments: &str,
+        rows: Vec<Vec<Cell>>,
+    ) {
+        self.add(columns, rows, &update_statement(table, assignments));
+    }
+
     /// Runs the statements as one unit (see [`Batch`]).
     pub(super) async fn run(self, db: &DatabaseConnection) -> Result<(), DbErr> {
         if self.one_statement {
