@@ -26,7 +26,10 @@ use entity::{
     workflow_steps,
 };
 use futures_util::future::{BoxFuture, FutureExt, Shared};
-use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder};
+use sea_orm::{
+    ColumnTrait, DatabaseConnection, DbBackend, EntityTrait, QueryFilter, QueryOrder,
+    sea_query::{Expr, ExprTrait as _, PgFunc, SimpleExpr},
+};
 use uuid::Uuid;
 
 use super::rows;
@@ -38,6 +41,21 @@ pub struct FleetLoader {
 
 /// Most keys in one statement (SQLite binds at most 32,766 parameters).
 const MAX_KEYS: usize = 1_000;
+
+impl FleetLoader {
+    /// `column` is one of `ids`. On PostgreSQL `column = ANY($1)` with the ids as one `uuid[]`
+    /// parameter: one statement text whatever the number of ids, so it is planned once per
+    /// connection, and estimated so that the plan goes through the column's index. An `IN`
+    /// list of 150 parameters was planned again on every execution (0.8 ms) and, estimated
+    /// at 5 % of the table, read the whole `servers` table (2.6 ms against 0.7 ms through the
+    /// index; `bench/README.md`). SQLite, without arrays, takes the `IN` list.
+    fn one_of(&self, column: impl ColumnTrait, ids: Vec<Uuid>) -> SimpleExpr {
+        match self.db.get_database_backend() {
+            DbBackend::Postgres => Expr::col(column).eq(PgFunc::any(Expr::val(ids))),
+            _ => column.is_in(ids),
+        }
+    }
+}
 
 /// The per-request loader.
 ///
@@ -180,7 +198,7 @@ macro_rules! children {
             async fn load(&self, keys: &[$key]) -> Result<HashMap<$key, Self::Value>, Self::Error> {
                 let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
                 let select = $entity::Entity::find()
-                    .filter($entity::Column::$column.is_in(ids))
+                    .filter(self.one_of($entity::Column::$column, ids))
                     .order_by_asc($entity::Column::Id);
                 let rows = rows::all(&self.db, select).await.map_err(Arc::new)?;
                 Ok(group(keys, rows, |r| $key(r.$parent)))
@@ -239,7 +257,7 @@ impl Loader<StepsOfRun> for FleetLoader {
     ) -> Result<HashMap<StepsOfRun, Self::Value>, Self::Error> {
         let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
         let rows = workflow_steps::Entity::find()
-            .filter(workflow_steps::Column::RunId.is_in(ids))
+            .filter(self.one_of(workflow_steps::Column::RunId, ids))
             .order_by_asc(workflow_steps::Column::Id)
             .all(&self.db)
             .await
@@ -262,7 +280,7 @@ impl Loader<ServersOfCluster> for FleetLoader {
     ) -> Result<HashMap<ServersOfCluster, Self::Value>, Self::Error> {
         let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
         let select = servers::Entity::find()
-            .filter(servers::Column::ClusterId.is_in(ids))
+            .filter(self.one_of(servers::Column::ClusterId, ids))
             .order_by_asc(servers::Column::Id);
         let rows = rows::all(&self.db, select).await.map_err(Arc::new)?;
         Ok(group(keys, rows, |r| {
@@ -285,7 +303,7 @@ impl Loader<ServersOfPool> for FleetLoader {
     ) -> Result<HashMap<ServersOfPool, Self::Value>, Self::Error> {
         let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
         let select = servers::Entity::find()
-            .filter(servers::Column::NodePoolId.is_in(ids))
+            .filter(self.one_of(servers::Column::NodePoolId, ids))
             .order_by_asc(servers::Column::Id);
         let rows = rows::all(&self.db, select).await.map_err(Arc::new)?;
         Ok(group(keys, rows, |r| {
@@ -308,7 +326,7 @@ impl Loader<LoadBalancersOfCluster> for FleetLoader {
     ) -> Result<HashMap<LoadBalancersOfCluster, Self::Value>, Self::Error> {
         let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
         let rows = load_balancers::Entity::find()
-            .filter(load_balancers::Column::ClusterId.is_in(ids))
+            .filter(self.one_of(load_balancers::Column::ClusterId, ids))
             .order_by_asc(load_balancers::Column::Id)
             .all(&self.db)
             .await
@@ -334,7 +352,7 @@ impl Loader<ControlPlaneRecordOfCluster> for FleetLoader {
     ) -> Result<HashMap<ControlPlaneRecordOfCluster, Self::Value>, Self::Error> {
         let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
         let rows = dns_records::Entity::find()
-            .filter(dns_records::Column::ClusterId.is_in(ids))
+            .filter(self.one_of(dns_records::Column::ClusterId, ids))
             .filter(dns_records::Column::Purpose.eq(DnsRecordPurpose::ControlPlane))
             .filter(dns_records::Column::DesiredState.eq(DnsDesiredState::Present))
             .all(&self.db)
@@ -364,8 +382,8 @@ impl Loader<DomainInOrg> for FleetLoader {
         let ids: Vec<Uuid> = keys.iter().map(|k| k.id).collect();
         let orgs: Vec<Uuid> = keys.iter().map(|k| k.org).collect();
         let rows = domains::Entity::find()
-            .filter(domains::Column::Id.is_in(ids))
-            .filter(domains::Column::OrganizationId.is_in(orgs))
+            .filter(self.one_of(domains::Column::Id, ids))
+            .filter(self.one_of(domains::Column::OrganizationId, orgs))
             .all(&self.db)
             .await
             .map_err(Arc::new)?;
