@@ -27,7 +27,7 @@ use entity::{
 };
 use futures_util::future::{BoxFuture, FutureExt, Shared};
 use sea_orm::{
-    ColumnTrait, DatabaseConnection, DbBackend, EntityTrait, QueryFilter, QueryOrder,
+    ColumnTrait, DatabaseConnection, DbBackend, EntityTrait, QueryFilter,
     sea_query::{Expr, ExprTrait as _, PgFunc, SimpleExpr},
 };
 use uuid::Uuid;
@@ -173,14 +173,21 @@ pub type LoadError = Arc<sea_orm::DbErr>;
 /// The children of one parent, shared between the fields that asked for them.
 pub type Children<M> = Vec<Arc<M>>;
 
+/// `rows` under the key of each, every key's children in id order (creation order: ids are
+/// UUIDv7). The statements do not sort: PostgreSQL spent a third of the page's servers
+/// statement sorting 750 rows that group into lists of five.
 fn group<K: Hash + Eq + Copy, M>(
     keys: &[K],
     rows: Vec<M>,
     key_of: impl Fn(&M) -> K,
+    id_of: impl Fn(&M) -> Uuid,
 ) -> HashMap<K, Children<M>> {
     let mut map: HashMap<K, Children<M>> = keys.iter().map(|k| (*k, Vec::new())).collect();
     for row in rows {
         map.entry(key_of(&row)).or_default().push(Arc::new(row));
+    }
+    for children in map.values_mut() {
+        children.sort_unstable_by_key(|m| id_of(m));
     }
     map
 }
@@ -197,11 +204,10 @@ macro_rules! children {
 
             async fn load(&self, keys: &[$key]) -> Result<HashMap<$key, Self::Value>, Self::Error> {
                 let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
-                let select = $entity::Entity::find()
-                    .filter(self.one_of($entity::Column::$column, ids))
-                    .order_by_asc($entity::Column::Id);
+                let select =
+                    $entity::Entity::find().filter(self.one_of($entity::Column::$column, ids));
                 let rows = rows::all(&self.db, select).await.map_err(Arc::new)?;
-                Ok(group(keys, rows, |r| $key(r.$parent)))
+                Ok(group(keys, rows, |r| $key(r.$parent), |r| r.id))
             }
         }
     };
@@ -258,11 +264,10 @@ impl Loader<StepsOfRun> for FleetLoader {
         let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
         let rows = workflow_steps::Entity::find()
             .filter(self.one_of(workflow_steps::Column::RunId, ids))
-            .order_by_asc(workflow_steps::Column::Id)
             .all(&self.db)
             .await
             .map_err(Arc::new)?;
-        Ok(group(keys, rows, |r| StepsOfRun(r.run_id)))
+        Ok(group(keys, rows, |r| StepsOfRun(r.run_id), |r| r.id))
     }
 }
 
@@ -279,13 +284,14 @@ impl Loader<ServersOfCluster> for FleetLoader {
         keys: &[ServersOfCluster],
     ) -> Result<HashMap<ServersOfCluster, Self::Value>, Self::Error> {
         let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
-        let select = servers::Entity::find()
-            .filter(self.one_of(servers::Column::ClusterId, ids))
-            .order_by_asc(servers::Column::Id);
+        let select = servers::Entity::find().filter(self.one_of(servers::Column::ClusterId, ids));
         let rows = rows::all(&self.db, select).await.map_err(Arc::new)?;
-        Ok(group(keys, rows, |r| {
-            ServersOfCluster(r.cluster_id.unwrap_or_default())
-        }))
+        Ok(group(
+            keys,
+            rows,
+            |r| ServersOfCluster(r.cluster_id.unwrap_or_default()),
+            |r| r.id,
+        ))
     }
 }
 
@@ -302,13 +308,14 @@ impl Loader<ServersOfPool> for FleetLoader {
         keys: &[ServersOfPool],
     ) -> Result<HashMap<ServersOfPool, Self::Value>, Self::Error> {
         let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
-        let select = servers::Entity::find()
-            .filter(self.one_of(servers::Column::NodePoolId, ids))
-            .order_by_asc(servers::Column::Id);
+        let select = servers::Entity::find().filter(self.one_of(servers::Column::NodePoolId, ids));
         let rows = rows::all(&self.db, select).await.map_err(Arc::new)?;
-        Ok(group(keys, rows, |r| {
-            ServersOfPool(r.node_pool_id.unwrap_or_default())
-        }))
+        Ok(group(
+            keys,
+            rows,
+            |r| ServersOfPool(r.node_pool_id.unwrap_or_default()),
+            |r| r.id,
+        ))
     }
 }
 
@@ -327,13 +334,15 @@ impl Loader<LoadBalancersOfCluster> for FleetLoader {
         let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
         let rows = load_balancers::Entity::find()
             .filter(self.one_of(load_balancers::Column::ClusterId, ids))
-            .order_by_asc(load_balancers::Column::Id)
             .all(&self.db)
             .await
             .map_err(Arc::new)?;
-        Ok(group(keys, rows, |r| {
-            LoadBalancersOfCluster(r.cluster_id.unwrap_or_default())
-        }))
+        Ok(group(
+            keys,
+            rows,
+            |r| LoadBalancersOfCluster(r.cluster_id.unwrap_or_default()),
+            |r| r.id,
+        ))
     }
 }
 
@@ -358,9 +367,12 @@ impl Loader<ControlPlaneRecordOfCluster> for FleetLoader {
             .all(&self.db)
             .await
             .map_err(Arc::new)?;
-        Ok(group(keys, rows, |r| {
-            ControlPlaneRecordOfCluster(r.cluster_id.unwrap_or_default())
-        }))
+        Ok(group(
+            keys,
+            rows,
+            |r| ControlPlaneRecordOfCluster(r.cluster_id.unwrap_or_default()),
+            |r| r.id,
+        ))
     }
 }
 
@@ -388,9 +400,14 @@ impl Loader<DomainInOrg> for FleetLoader {
             .await
             .map_err(Arc::new)?;
         // Keys the rows did not answer stay empty: a domain of another organization is absent.
-        Ok(group(keys, rows, |r| DomainInOrg {
-            org: r.organization_id,
-            id: r.id,
-        }))
+        Ok(group(
+            keys,
+            rows,
+            |r| DomainInOrg {
+                org: r.organization_id,
+                id: r.id,
+            },
+            |r| r.id,
+        ))
     }
 }
