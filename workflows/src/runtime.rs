@@ -7,10 +7,10 @@
 //! step succeeds, apalis-workflow pushes the next stage as a new task with the same
 //! [`RunTask`]; the steps' inputs and outputs stay in the database, not in the queue. On our
 //! Redis queue that push is created by the stage's own acknowledgement, in one script call
-//! ([`crate::queue::redis`], "Life of a job"). There
-//! are as many stages as the longest registered workflow has steps. A stage that ends the
-//! chain (the run finished, waits for a retry, or the task had nothing to do) answers
-//! [`Halt`], which [`HaltLayer`] turns into a finished task.
+//! ([`crate::queue::redis`], "Life of a job"). There are as many stages as the longest
+//! registered workflow has steps. A stage that ends the chain (the run finished, waits for a
+//! retry, or the task had nothing to do) answers [`Halt`], which [`HaltLayer`] turns into a
+//! finished task.
 
 use std::{
     cell::RefCell,

@@ -173,21 +173,48 @@ pub type LoadError = Arc<sea_orm::DbErr>;
 /// The children of one parent, shared between the fields that asked for them.
 pub type Children<M> = Vec<Arc<M>>;
 
+/// A child row's id.
+trait Id {
+    fn id(&self) -> Uuid;
+}
+
+macro_rules! id {
+    ($($module:ident),+) => {
+        $(impl Id for $module::Model {
+            fn id(&self) -> Uuid {
+                self.id
+            }
+        })+
+    };
+}
+
+id!(
+    cluster_metadata,
+    dns_records,
+    domains,
+    load_balancers,
+    node_pool_annotations,
+    node_pool_labels,
+    node_pool_taints,
+    node_pools,
+    servers,
+    workflow_steps
+);
+
 /// `rows` under the key of each, every key's children in id order (creation order: ids are
 /// UUIDv7). The statements do not sort: PostgreSQL spent a third of the page's servers
 /// statement sorting 750 rows that group into lists of five.
-fn group<K: Hash + Eq + Copy, M>(
+fn group<K: Hash + Eq + Copy, M: Id>(
     keys: &[K],
     rows: Vec<M>,
     key_of: impl Fn(&M) -> K,
-    id_of: impl Fn(&M) -> Uuid,
 ) -> HashMap<K, Children<M>> {
     let mut map: HashMap<K, Children<M>> = keys.iter().map(|k| (*k, Vec::new())).collect();
     for row in rows {
         map.entry(key_of(&row)).or_default().push(Arc::new(row));
     }
     for children in map.values_mut() {
-        children.sort_unstable_by_key(|m| id_of(m));
+        children.sort_unstable_by_key(|m| m.id());
     }
     map
 }
@@ -207,7 +234,7 @@ macro_rules! children {
                 let select =
                     $entity::Entity::find().filter(self.one_of($entity::Column::$column, ids));
                 let rows = rows::all(&self.db, select).await.map_err(Arc::new)?;
-                Ok(group(keys, rows, |r| $key(r.$parent), |r| r.id))
+                Ok(group(keys, rows, |r| $key(r.$parent)))
             }
         }
     };
@@ -267,7 +294,7 @@ impl Loader<StepsOfRun> for FleetLoader {
             .all(&self.db)
             .await
             .map_err(Arc::new)?;
-        Ok(group(keys, rows, |r| StepsOfRun(r.run_id), |r| r.id))
+        Ok(group(keys, rows, |r| StepsOfRun(r.run_id)))
     }
 }
 
@@ -286,12 +313,9 @@ impl Loader<ServersOfCluster> for FleetLoader {
         let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
         let select = servers::Entity::find().filter(self.one_of(servers::Column::ClusterId, ids));
         let rows = rows::all(&self.db, select).await.map_err(Arc::new)?;
-        Ok(group(
-            keys,
-            rows,
-            |r| ServersOfCluster(r.cluster_id.unwrap_or_default()),
-            |r| r.id,
-        ))
+        Ok(group(keys, rows, |r| {
+            ServersOfCluster(r.cluster_id.unwrap_or_default())
+        }))
     }
 }
 
@@ -310,12 +334,9 @@ impl Loader<ServersOfPool> for FleetLoader {
         let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
         let select = servers::Entity::find().filter(self.one_of(servers::Column::NodePoolId, ids));
         let rows = rows::all(&self.db, select).await.map_err(Arc::new)?;
-        Ok(group(
-            keys,
-            rows,
-            |r| ServersOfPool(r.node_pool_id.unwrap_or_default()),
-            |r| r.id,
-        ))
+        Ok(group(keys, rows, |r| {
+            ServersOfPool(r.node_pool_id.unwrap_or_default())
+        }))
     }
 }
 
@@ -337,12 +358,9 @@ impl Loader<LoadBalancersOfCluster> for FleetLoader {
             .all(&self.db)
             .await
             .map_err(Arc::new)?;
-        Ok(group(
-            keys,
-            rows,
-            |r| LoadBalancersOfCluster(r.cluster_id.unwrap_or_default()),
-            |r| r.id,
-        ))
+        Ok(group(keys, rows, |r| {
+            LoadBalancersOfCluster(r.cluster_id.unwrap_or_default())
+        }))
     }
 }
 
@@ -367,12 +385,9 @@ impl Loader<ControlPlaneRecordOfCluster> for FleetLoader {
             .all(&self.db)
             .await
             .map_err(Arc::new)?;
-        Ok(group(
-            keys,
-            rows,
-            |r| ControlPlaneRecordOfCluster(r.cluster_id.unwrap_or_default()),
-            |r| r.id,
-        ))
+        Ok(group(keys, rows, |r| {
+            ControlPlaneRecordOfCluster(r.cluster_id.unwrap_or_default())
+        }))
     }
 }
 
@@ -400,14 +415,9 @@ impl Loader<DomainInOrg> for FleetLoader {
             .await
             .map_err(Arc::new)?;
         // Keys the rows did not answer stay empty: a domain of another organization is absent.
-        Ok(group(
-            keys,
-            rows,
-            |r| DomainInOrg {
-                org: r.organization_id,
-                id: r.id,
-            },
-            |r| r.id,
-        ))
+        Ok(group(keys, rows, |r| DomainInOrg {
+            org: r.organization_id,
+            id: r.id,
+        }))
     }
 }

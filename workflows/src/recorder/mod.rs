@@ -352,12 +352,14 @@ async fn apply(db: &DatabaseConnection, writes: &[&Write]) -> Result<(), DbErr> 
             _ => None,
         })
         .collect();
-    batch.update(
-        "workflow_runs",
-        END_COLUMNS,
-        &format!("{END_ASSIGNMENTS}, ticket = NULL, next_attempt_at = NULL"),
-        ended,
-    );
+    if !ended.is_empty() {
+        batch.update(
+            "workflow_runs",
+            END_COLUMNS,
+            &format!("{END_ASSIGNMENTS}, ticket = NULL, next_attempt_at = NULL"),
+            ended,
+        );
+    }
 
     // Steps that never ran (or waited for a retry) of a run that did not succeed.
     let unfinished: Vec<Vec<Cell>> = writes
@@ -373,16 +375,18 @@ async fn apply(db: &DatabaseConnection, writes: &[&Write]) -> Result<(), DbErr> 
             _ => None,
         })
         .collect();
-    batch.add(
-        &[("id", "uuid"), ("status", "text"), ("at", "timestamptz")],
-        unfinished,
-        &format!(
-            "UPDATE workflow_steps SET status = v.status, updated_at = v.at FROM v \
-             WHERE workflow_steps.run_id = v.id AND workflow_steps.status IN ('{}', '{}')",
-            WorkflowStatus::Queued.to_value(),
-            WorkflowStatus::Retrying.to_value(),
-        ),
-    );
+    if !unfinished.is_empty() {
+        batch.add(
+            &[("id", "uuid"), ("status", "text"), ("at", "timestamptz")],
+            unfinished,
+            &format!(
+                "UPDATE workflow_steps SET status = v.status, updated_at = v.at FROM v \
+                 WHERE workflow_steps.run_id = v.id AND workflow_steps.status IN ('{}', '{}')",
+                WorkflowStatus::Queued.to_value(),
+                WorkflowStatus::Retrying.to_value(),
+            ),
+        );
+    }
     batch.run(db).await
 }
 

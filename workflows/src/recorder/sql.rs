@@ -66,12 +66,23 @@ async fn over_rows(
     statement: &str,
 ) -> Result<(), DbErr> {
     for rows in chunks(backend, columns.len(), rows) {
-        let mut sql = Sql::new(backend);
-        sql.with_rows(columns, rows);
-        sql.text.push_str(statement);
-        db.execute_raw(sql.statement()).await?;
+        db.execute_raw(over(backend, columns, rows, statement))
+            .await?;
     }
     Ok(())
+}
+
+/// `statement`, which reads `v`, with `v` holding `rows` under `columns`.
+fn over(
+    backend: DbBackend,
+    columns: &[(&str, &str)],
+    rows: Vec<Vec<Cell>>,
+    statement: &str,
+) -> Statement {
+    let mut sql = Sql::new(backend);
+    sql.with_rows(columns, rows);
+    sql.text.push_str(statement);
+    sql.statement()
 }
 
 /// `rows` in pieces that each fit in one statement: all of them on PostgreSQL (one JSON
@@ -158,17 +169,17 @@ impl Batch {
                 sql.text.push(')');
                 self.parts += 1;
             } else {
-                let mut sql = Sql::new(self.backend);
-                sql.with_rows(columns, rows);
-                sql.text.push_str(statement);
-                self.each.push(sql.statement());
+                self.each.push(over(self.backend, columns, rows, statement));
             }
         }
     }
 
     /// Adds `INSERT INTO table (columns)` of `rows`.
     pub(super) fn insert(&mut self, table: &str, columns: &[(&str, &str)], rows: Vec<Vec<Cell>>) {
-        self.add(columns, rows, &insert_statement(table, columns));
+        // Most kinds of record are absent from a batch: build no statement text for them.
+        if !rows.is_empty() {
+            self.add(columns, rows, &insert_statement(table, columns));
+        }
     }
 
     /// Adds `UPDATE table SET assignments` of the rows with the ids of `rows` (the first of
@@ -180,7 +191,9 @@ impl Batch {
         assignments: &str,
         rows: Vec<Vec<Cell>>,
     ) {
-        self.add(columns, rows, &update_statement(table, assignments));
+        if !rows.is_empty() {
+            self.add(columns, rows, &update_statement(table, assignments));
+        }
     }
 
     /// Runs the statements as one unit (see [`Batch`]).

@@ -30,7 +30,7 @@ pub struct OutcomeLayer {
     pub(crate) local: Arc<Local>,
     pub(crate) wake: Arc<Notify>,
     /// The queue's key base.
-    pub(crate) queue: String,
+    pub(crate) queue: Arc<str>,
 }
 
 impl std::fmt::Debug for OutcomeLayer {
@@ -58,7 +58,7 @@ pub struct OutcomeService<S> {
     inner: S,
     local: Arc<Local>,
     wake: Arc<Notify>,
-    queue: String,
+    queue: Arc<str>,
 }
 
 impl<S> std::fmt::Debug for OutcomeService<S> {
@@ -97,7 +97,9 @@ where
                 .take_value()
                 .map(|h| h.jobs.into_inner())
                 .unwrap_or_default();
-            if let (false, Some(id)) = (jobs.is_empty(), &id) {
+            if !jobs.is_empty()
+                && let Some(id) = &id
+            {
                 lock(&local.handed_on).insert(id.clone(), jobs);
                 // A fetch waiting for jobs returns, so the worker sends the acknowledgement
                 // (and with it these jobs) instead of waiting out the poll interval.

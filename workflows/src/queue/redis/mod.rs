@@ -57,8 +57,9 @@
 //! `LPUSH`/`ZADD` per 500 jobs (4 script calls per round trip); a fetch does one `HMGET` and
 //! one `HSET` per job plus one `ZADD leases` and one `HSET holders` per batch; an ack checks
 //! the lease tokens of up to 500 jobs with one `HMGET` and removes them with one `ZREM`, one
-//! `HDEL` and one `DEL`, creating the jobs they hand on as a push would. Acks go out from their own task, so the worker's next fetch does not
-//! wait for them (close waits for them). See `bench/README.md` for the throughput.
+//! `HDEL` and one `DEL`, creating the jobs they hand on as a push would. Acks go out from
+//! their own task, so the worker's next fetch does not wait for them (close waits for them).
+//! See `bench/README.md` for the throughput.
 //!
 //! # Life of a job
 //!
@@ -254,6 +255,11 @@ impl<Args> RedisQueue<Args> {
     pub async fn push_now(&self, task: Task<Vec<u8>>) -> Result<Enqueued, QueueError> {
         let config = &self.persist.config;
         let job = NewJob::from_task(task, config.max_attempts, config.default_kind.as_deref())?;
+        self.push_one(job).await
+    }
+
+    /// Pushes one encoded job.
+    async fn push_one(&self, job: NewJob) -> Result<Enqueued, QueueError> {
         self.push_encoded(vec![job])
             .await?
             .pop()
@@ -279,10 +285,7 @@ impl<Args: Serialize> RedisQueue<Args> {
             opts,
             self.persist.config.max_attempts,
         );
-        self.push_encoded(vec![job])
-            .await?
-            .pop()
-            .ok_or_else(|| QueueError::Protocol("push: no reply".into()))
+        self.push_one(job).await
     }
 
     /// Creates many jobs in a few round trips (500 per script call, pipelined).
@@ -442,7 +445,7 @@ impl<Args> BackendConfig for RedisQueue<Args> {
         let outcome = OutcomeLayer {
             local: self.persist.local.clone(),
             wake: self.persist.wake.clone(),
-            queue: self.persist.keys.base.clone(),
+            queue: std::sync::Arc::from(self.persist.keys.base.as_str()),
         };
         Stack::new(outcome, persist)
     }

@@ -37,7 +37,7 @@ use super::{
 /// (its acknowledgement was lost, or it failed) pushes them again.
 pub(crate) struct HandOn {
     /// The queue's key base: pushes to other queues go out at once.
-    pub(crate) queue: String,
+    pub(crate) queue: Arc<str>,
     pub(crate) jobs: std::cell::RefCell<Vec<NewJob>>,
 }
 
@@ -589,7 +589,7 @@ impl Persistence for RedisPersistence {
         // Inside a handler of this queue: handed on with its acknowledgement.
         let mut jobs = Some(jobs);
         let _ = HAND_ON.try_with(|h| {
-            if h.queue == self.keys.base {
+            if *h.queue == *self.keys.base {
                 h.jobs.borrow_mut().extend(jobs.take().unwrap_or_default());
             }
         });
