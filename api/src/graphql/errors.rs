@@ -15,7 +15,13 @@ use async_graphql::{
 };
 use futures_util::StreamExt;
 
-use crate::{Error, graphql::AppSchema};
+use crate::{
+    Error,
+    graphql::{
+        AppSchema,
+        rendered::{self, Rendering},
+    },
+};
 
 /// The schema as served over HTTP and WebSocket: the alias limit is checked and error codes
 /// are set around every execution.
@@ -39,11 +45,12 @@ impl Served {
     }
 
     /// Refuses documents that do not parse or use too many aliases, before execution:
-    /// aliases let one small document ask for the same expensive field many times.
-    fn refusal(&self, query: &str) -> Option<Response> {
+    /// aliases let one small document ask for the same expensive field many times. A document
+    /// let through says whether its lists may be rendered ([`rendered::renders_lists`]).
+    fn check(&self, query: &str) -> Result<bool, Response> {
         let doc = match parse_query(query) {
             Ok(doc) => doc,
-            Err(e) => return Some(refusal(e.to_string(), "GRAPHQL_PARSE_FAILED")),
+            Err(e) => return Err(refusal(e.to_string(), "GRAPHQL_PARSE_FAILED")),
         };
         let mut seen = 0;
         for (_, op) in doc.operations.iter() {
@@ -57,9 +64,19 @@ impl Served {
                 "the query uses {seen} aliases; at most {} are allowed",
                 self.max_aliases
             );
-            return Some(refusal(message, "TOO_MANY_ALIASES"));
+            return Err(refusal(message, "TOO_MANY_ALIASES"));
         }
-        None
+        Ok(rendered::renders_lists(&doc))
+    }
+
+    /// Executes a request whose response is written by [`rendered::write_response`] (the
+    /// HTTP handlers): its plain lists may come back as JSON text.
+    pub async fn execute_rendered(&self, request: Request) -> Response {
+        match self.check(&request.query) {
+            Ok(true) => with_codes(self.schema.execute(request.data(Rendering)).await),
+            Ok(false) => with_codes(self.schema.execute(request).await),
+            Err(refused) => refused,
+        }
     }
 }
 
@@ -88,12 +105,12 @@ fn count_aliases(set: &SelectionSet, seen: &mut usize) {
 
 impl Executor for Served {
     fn execute(&self, request: Request) -> impl Future<Output = Response> + Send {
-        let refused = self.refusal(&request.query);
+        let checked = self.check(&request.query);
         let schema = self.schema.clone();
         async move {
-            match refused {
-                None => with_codes(schema.execute(request).await),
-                Some(refused) => refused,
+            match checked {
+                Ok(_) => with_codes(schema.execute(request).await),
+                Err(refused) => refused,
             }
         }
     }
@@ -103,7 +120,7 @@ impl Executor for Served {
         request: Request,
         session_data: Option<Arc<Data>>,
     ) -> BoxStream<'static, Response> {
-        if let Some(refused) = self.refusal(&request.query) {
+        if let Err(refused) = self.check(&request.query) {
             return stream::once(async move { refused }).boxed();
         }
         self.schema

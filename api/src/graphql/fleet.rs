@@ -30,6 +30,7 @@ use super::{
         ConnectionFields, GlobalId, IdConnection, NodeKind, OrderedConnection, PageArgs,
         connection, ordered_connection,
     },
+    rendered::{write_enum, write_int, write_opt_str, write_str, write_value},
     state,
 };
 use crate::{
@@ -542,6 +543,29 @@ impl PlainFields for Server {
             _ => return None,
         })
     }
+
+    fn render(&self, name: &str, out: &mut Vec<u8>) -> bool {
+        let s = &*self.0;
+        match name {
+            "id" => GlobalId::write_json(NodeKind::Server, s.id, out),
+            "hostname" => write_str(out, &s.hostname),
+            "publicIp" => write_opt_str(out, s.public_ip.as_deref()),
+            "privateIp" => write_opt_str(out, s.private_ip.as_deref()),
+            "role" => write_enum(out, s.role),
+            "status" => write_enum(out, s.status),
+            "statusMessage" => write_opt_str(out, s.status_message.as_deref()),
+            "sshUser" => write_str(out, &s.ssh_user),
+            "sshPort" => write_int(out, s.ssh_port.into()),
+            "hostKey" => write_opt_str(out, s.host_key.as_deref()),
+            _ => {
+                return self.plain(name).is_some_and(|v| {
+                    write_value(out, &v);
+                    true
+                });
+            }
+        }
+        true
+    }
 }
 
 impl PlainFields for NodePool {
@@ -555,6 +579,18 @@ impl PlainFields for NodePool {
             _ => return None,
         })
     }
+
+    fn render(&self, name: &str, out: &mut Vec<u8>) -> bool {
+        let p = &*self.0;
+        match name {
+            "id" => GlobalId::write_json(NodeKind::NodePool, p.id, out),
+            "name" => write_str(out, &p.name),
+            "role" => write_enum(out, p.role),
+            "desiredSize" => write_int(out, p.desired_size.into()),
+            _ => return false,
+        }
+        true
+    }
 }
 
 impl PlainFields for KeyValue {
@@ -564,6 +600,15 @@ impl PlainFields for KeyValue {
             "value" => self.value.as_str().into(),
             _ => return None,
         })
+    }
+
+    fn render(&self, name: &str, out: &mut Vec<u8>) -> bool {
+        match name {
+            "key" => write_str(out, &self.key),
+            "value" => write_str(out, &self.value),
+            _ => return false,
+        }
+        true
     }
 }
 

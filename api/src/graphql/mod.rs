@@ -19,6 +19,7 @@ mod node;
 mod organizations;
 mod plain;
 pub mod relay;
+pub mod rendered;
 mod rows;
 mod sessions;
 mod ssh_keys;

@@ -15,6 +15,9 @@
 //! repeated response keys (objects merged), and the selection order of the response.
 //! Fields carrying a custom directive take the resolver path (`@skip`/`@include` are gone
 //! by execution).
+//!
+//! Over HTTP, a list whose selected fields are all plain goes one step further and is written
+//! as JSON text at once ([`super::rendered`]).
 
 use std::borrow::Cow;
 
@@ -32,6 +35,19 @@ pub trait PlainFields: ContainerType {
     /// field to the type's `#[Object]` resolver. It must answer exactly what that resolver
     /// answers (tested per type against the resolver path).
     fn plain(&self, name: &str) -> Option<Value>;
+
+    /// Writes the JSON of the plain field `name` to `out` and says `true`, or `false` if it
+    /// is not plain; the same answer for every value of the type (see [`super::rendered`]).
+    /// Types on hot lists write their fields without building a `Value` first.
+    fn render(&self, name: &str, out: &mut Vec<u8>) -> bool {
+        match self.plain(name) {
+            Some(value) => {
+                super::rendered::write_value(out, &value);
+                true
+            }
+            None => false,
+        }
+    }
 }
 
 /// `T`, resolved with its plain fields in place.
@@ -117,6 +133,9 @@ impl<T: PlainFields> OutputType for PlainList<T> {
         ctx: &ContextSelectionSet<'_>,
         _field: &Positioned<Field>,
     ) -> ServerResult<Value> {
+        if let Some(rendered) = super::rendered::render_list(ctx, &self.0) {
+            return Ok(rendered);
+        }
         let mut values = Vec::with_capacity(self.0.len());
         let mut pending = Vec::new();
         for (idx, item) in self.0.iter().enumerate() {
@@ -206,7 +225,7 @@ fn collect<'a, T: PlainFields>(
 }
 
 /// Whether a fragment with type condition `condition` applies to `root`.
-fn applies<T: OutputType>(
+pub(super) fn applies<T: OutputType>(
     ctx: &ContextSelectionSet<'_>,
     root: &T,
     condition: Option<&str>,

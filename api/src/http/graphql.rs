@@ -2,7 +2,7 @@
 //! upgrade, graphql-transport-ws or the older graphql-ws), and the GraphiQL page.
 
 use async_graphql::{
-    Data, Executor,
+    Data,
     http::{ALL_WEBSOCKET_PROTOCOLS, GraphiQLSource},
     parser::{parse_query, types::OperationType},
 };
@@ -22,7 +22,7 @@ use async_graphql_axum::rejection::GraphQLRejection;
 use axum::extract::ConnectInfo;
 
 use super::HttpState;
-use crate::graphql::loaders::loaders;
+use crate::graphql::{loaders::loaders, rendered};
 use crate::{
     Error,
     auth::authenticate::{Credentials, authenticate},
@@ -46,7 +46,7 @@ pub async fn post(State(state): State<HttpState>, req: Request) -> Response {
         .data(viewer)
         .data(client)
         .data(loaders(state.app.db.clone()));
-    json_response(state.schema.execute(req).await)
+    json_response(state.schema.execute_rendered(req).await)
 }
 
 fn client_info(req: &Request) -> ClientInfo {
@@ -108,7 +108,7 @@ pub async fn get(State(state): State<HttpState>, req: Request) -> Response {
         .data(viewer)
         .data(client)
         .data(loaders(state.app.db.clone()));
-    json_response(state.schema.execute(req).await)
+    json_response(state.schema.execute_rendered(req).await)
 }
 
 fn is_mutation(req: &async_graphql::Request) -> bool {
@@ -192,15 +192,13 @@ pub async fn graphiql() -> Html<String> {
 static LAST_RESPONSE_LEN: AtomicUsize = AtomicUsize::new(4096);
 
 /// A GraphQL response as JSON, as async-graphql-axum writes it (content type, cache
-/// control, headers set by resolvers), into a buffer sized from the last response: growing
+/// control, headers set by resolvers), with rendered lists copied in as they are
+/// (`graphql::rendered`), into a buffer sized from the last response: growing
 /// from a small buffer copied a 170 KB fleet page about ten times over.
 fn json_response(resp: async_graphql::Response) -> Response {
     let hint = LAST_RESPONSE_LEN.load(Ordering::Relaxed).min(4 << 20);
     let mut body = Vec::with_capacity(hint + hint / 8);
-    if let Err(e) = serde_json::to_writer(&mut body, &resp) {
-        tracing::error!(error = %e, "cannot serialize a GraphQL response");
-        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
-    }
+    rendered::write_response(&mut body, &resp);
     LAST_RESPONSE_LEN.store(body.len(), Ordering::Relaxed);
     if body.capacity() > 2 * body.len() + 4096 {
         body.shrink_to_fit();

@@ -19,6 +19,7 @@ mod identity;
 mod oidc;
 mod organizations;
 mod plain_fields;
+mod rendered;
 mod secrets;
 mod ssh_keys;
 mod tenancy;

@@ -1,0 +1,304 @@
+//! Lists rendered straight to JSON, for responses that go out over HTTP.
+//!
+//! A [`PlainList`](super::plain::PlainList) whose every selected field is plain (the 750
+//! servers and 300 labels of a fleet page) need not become a tree of `Value`s, one `IndexMap`,
+//! key and string each, that is then serialized and dropped: it writes its JSON text at once
+//! and hands it up as `Value::Binary`, which [`write_response`] copies into the response as
+//! it is. Two conditions keep that exact:
+//!
+//! - the request carries [`Rendering`], which only the HTTP handlers add (they serialize with
+//!   [`write_response`]; a subscription or any other serializer never sees such a value);
+//! - the document repeats no response key in any selection set ([`renders_lists`]): a list
+//!   selected twice under one key would have its two results merged, which JSON text cannot
+//!   be. Such documents take the `Value` path throughout.
+//!
+//! Within a list, keys selected more than once through fragments are written once, as the
+//! `Value` path merges them; a field or fragment with a directive, or a field with
+//! arguments, sends the whole list down the `Value` path.
+
+use std::collections::HashSet;
+
+use async_graphql::{
+    ContextSelectionSet, Positioned, Response, Value,
+    parser::types::{ExecutableDocument, Selection, SelectionSet},
+    resolver_utils::EnumType,
+};
+
+use super::plain::{PlainFields, applies};
+
+/// Request data: this response is serialized by [`write_response`].
+pub struct Rendering;
+
+/// Whether lists of `document` may be rendered: no selection set, with the fragments it
+/// spreads, selects one response key twice.
+pub fn renders_lists(document: &ExecutableDocument) -> bool {
+    let sets = document
+        .operations
+        .iter()
+        .map(|(_, op)| &op.node.selection_set)
+        .chain(document.fragments.values().map(|f| &f.node.selection_set));
+    for set in sets {
+        if !keys_unique(document, set, &mut HashSet::new(), 0) || !nested_unique(document, set) {
+            return false;
+        }
+    }
+    true
+}
+
+/// The fields' own selection sets, each checked on its own.
+fn nested_unique(document: &ExecutableDocument, set: &Positioned<SelectionSet>) -> bool {
+    set.node.items.iter().all(|item| match &item.node {
+        Selection::Field(f) => {
+            let sub = &f.node.selection_set;
+            sub.node.items.is_empty()
+                || (keys_unique(document, sub, &mut HashSet::new(), 0)
+                    && nested_unique(document, sub))
+        }
+        Selection::InlineFragment(f) => nested_unique(document, &f.node.selection_set),
+        Selection::FragmentSpread(_) => true,
+    })
+}
+
+/// Adds the response keys of `set` (fragments spread in) to `seen`; `false` on a repeat.
+/// Deep spreads count as a repeat: validation refuses cycles later, this must end first.
+fn keys_unique<'a>(
+    document: &'a ExecutableDocument,
+    set: &'a Positioned<SelectionSet>,
+    seen: &mut HashSet<&'a str>,
+    depth: usize,
+) -> bool {
+    if depth > 16 {
+        return false;
+    }
+    set.node.items.iter().all(|item| match &item.node {
+        Selection::Field(f) => seen.insert(f.node.response_key().node.as_str()),
+        Selection::InlineFragment(f) => {
+            keys_unique(document, &f.node.selection_set, seen, depth + 1)
+        }
+        Selection::FragmentSpread(s) => document
+            .fragments
+            .get(&s.node.fragment_name.node)
+            .is_none_or(|f| keys_unique(document, &f.node.selection_set, seen, depth + 1)),
+    })
+}
+
+/// What each item of a list writes: response key and field name, in response order.
+type Plan<'a> = Vec<(&'a str, &'a str)>;
+
+/// The plan of `set` for items like `first`, or `None` if a selected field is not plain.
+fn plan<'a, T: PlainFields>(
+    ctx: &ContextSelectionSet<'a>,
+    set: &'a Positioned<SelectionSet>,
+    first: &T,
+    out: &mut Plan<'a>,
+    scratch: &mut Vec<u8>,
+) -> Option<()> {
+    for item in &set.node.items {
+        match &item.node {
+            Selection::Field(f) => {
+                let (key, name) = (
+                    f.node.response_key().node.as_str(),
+                    f.node.name.node.as_str(),
+                );
+                if !f.node.directives.is_empty() || !f.node.arguments.is_empty() {
+                    return None;
+                }
+                if let Some((_, earlier)) = out.iter().find(|(k, _)| *k == key) {
+                    // The same field again merges into the first; another under its key
+                    // is a document validation refuses.
+                    if *earlier != name {
+                        return None;
+                    }
+                    continue;
+                }
+                scratch.clear();
+                if name != "__typename" && !first.render(name, scratch) {
+                    return None;
+                }
+                out.push((key, name));
+            }
+            Selection::InlineFragment(f) => {
+                if !f.node.directives.is_empty() {
+                    return None;
+                }
+                let condition = f
+                    .node
+                    .type_condition
+                    .as_ref()
+                    .map(|c| c.node.on.node.as_str());
+                if applies(ctx, first, condition) {
+                    plan(ctx, &f.node.selection_set, first, out, scratch)?;
+                }
+            }
+            Selection::FragmentSpread(s) => {
+                if !s.node.directives.is_empty() {
+                    return None;
+                }
+                let fragment = ctx.query_env.fragments.get(&s.node.fragment_name.node)?;
+                let condition = fragment.node.type_condition.node.on.node.as_str();
+                if applies(ctx, first, Some(condition)) {
+                    plan(ctx, &fragment.node.selection_set, first, out, scratch)?;
+                }
+            }
+        }
+    }
+    Some(())
+}
+
+/// `items` as JSON text, if the request allows it and every field selected is plain.
+pub(super) fn render_list<T: PlainFields>(
+    ctx: &ContextSelectionSet<'_>,
+    items: &[T],
+) -> Option<Value> {
+    let first = items.first()?;
+    ctx.data_opt::<Rendering>()?;
+    let mut keys = Plan::new();
+    let mut out = Vec::new();
+    plan(ctx, ctx.item, first, &mut keys, &mut out)?;
+    let typename = first.introspection_type_name();
+    out.clear();
+    out.reserve(items.len() * (2 + keys.len() * 32));
+    out.push(b'[');
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.push(b'{');
+        for (j, (key, name)) in keys.iter().enumerate() {
+            if j > 0 {
+                out.push(b',');
+            }
+            write_str(&mut out, key);
+            out.push(b':');
+            if *name == "__typename" {
+                write_str(&mut out, &typename);
+            } else {
+                // Plain by name: what the first item rendered, every item renders.
+                item.render(name, &mut out);
+            }
+        }
+        out.push(b'}');
+    }
+    out.push(b']');
+    Some(Value::Binary(out.into()))
+}
+
+/// Writes `s` as a JSON string.
+pub fn write_str(out: &mut Vec<u8>, s: &str) {
+    // Writing to a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut *out, s);
+}
+
+/// Writes `s` as a JSON string, or `null`.
+pub fn write_opt_str(out: &mut Vec<u8>, s: Option<&str>) {
+    match s {
+        Some(s) => write_str(out, s),
+        None => out.extend_from_slice(b"null"),
+    }
+}
+
+/// Writes the GraphQL name of `value` as a JSON string, as `Value::Enum` is written.
+pub fn write_enum<T: EnumType>(out: &mut Vec<u8>, value: T) {
+    match T::items().iter().find(|item| item.value == value) {
+        Some(item) => write_str(out, item.name),
+        None => out.extend_from_slice(b"null"),
+    }
+}
+
+/// Writes an integer.
+pub fn write_int(out: &mut Vec<u8>, n: i64) {
+    let _ = serde_json::to_writer(&mut *out, &n);
+}
+
+/// Writes `value` as JSON, `Value::Binary` as the JSON text it holds.
+pub fn write_value(out: &mut Vec<u8>, value: &Value) {
+    match value {
+        Value::Binary(json) => out.extend_from_slice(json),
+        Value::List(items) => {
+            out.push(b'[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_value(out, item);
+            }
+            out.push(b']');
+        }
+        Value::Object(fields) => {
+            out.push(b'{');
+            for (i, (key, item)) in fields.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_str(out, key);
+                out.push(b':');
+                write_value(out, item);
+            }
+            out.push(b'}');
+        }
+        Value::String(s) => write_str(out, s),
+        Value::Enum(name) => write_str(out, name),
+        other => {
+            let _ = serde_json::to_writer(&mut *out, other);
+        }
+    }
+}
+
+/// Writes `response` as async-graphql serializes it (`data`, then `extensions` and `errors`
+/// when there are any), with rendered lists copied in.
+pub fn write_response(out: &mut Vec<u8>, response: &Response) {
+    out.extend_from_slice(b"{\"data\":");
+    write_value(out, &response.data);
+    if !response.extensions.is_empty() {
+        out.extend_from_slice(b",\"extensions\":");
+        let _ = serde_json::to_writer(&mut *out, &response.extensions);
+    }
+    if !response.errors.is_empty() {
+        out.extend_from_slice(b",\"errors\":");
+        let _ = serde_json::to_writer(&mut *out, &response.errors);
+    }
+    out.push(b'}');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use async_graphql::parser::parse_query;
+
+    fn renders(query: &str) -> bool {
+        renders_lists(&parse_query(query).unwrap())
+    }
+
+    #[test]
+    fn documents_that_repeat_a_key_are_not_rendered() {
+        assert!(renders("{ a { id name } b: a { id } }"));
+        assert!(renders("{ a { ...F } } fragment F on A { id b { id } }"));
+        assert!(!renders("{ a { id } a { name } }"));
+        assert!(!renders("{ x { a { id } b: a { name } b { id } } }"));
+        assert!(!renders("{ a { id ...F } } fragment F on A { id }"));
+        assert!(!renders("{ a { ... on A { b { id } } b { name } } }"));
+        // A cycle, which validation refuses after this: the check ends all the same.
+        assert!(!renders("{ a { ...F } } fragment F on A { ...F }"));
+    }
+
+    #[test]
+    fn values_are_written_as_serde_writes_them_and_binary_as_is() {
+        let value = async_graphql::value!({
+            "s": "a \"quoted\" line\n",
+            "n": 3,
+            "f": 1.5,
+            "b": true,
+            "z": null,
+            "l": [1, "two"],
+        });
+        let mut out = Vec::new();
+        write_value(&mut out, &value);
+        assert_eq!(out, serde_json::to_vec(&value).unwrap());
+        let mut out = Vec::new();
+        write_value(
+            &mut out,
+            &Value::List(vec![Value::Binary(b"[{\"k\":1}]".to_vec().into())]),
+        );
+        assert_eq!(out, b"[[{\"k\":1}]]");
+    }
+}

@@ -1,0 +1,180 @@
+//! Lists written as JSON text over HTTP (`graphql::rendered`) answer exactly what the
+//! `Value` path answers: the same keys, values and order, fragments and aliases included,
+//! and documents that repeat a key (whose results must merge) still merge.
+
+use serde_json::{Value, json};
+
+use crate::helpers::{TestApp, spawn_app};
+
+const SERVER: &str = "id hostname publicIp privateIp role status statusMessage sshUser sshPort \
+    hostKey sshKeyId createdAt __typename name: hostname";
+
+/// A cluster with one pool of two labelled servers; returns the cluster's id.
+async fn seed(app: &TestApp) -> Value {
+    let org = app.create_org("acme").await;
+    let cluster = app
+        .gql_ok(
+            "mutation($o: ID!) { createCluster(input: {organizationId: $o, name: \"prod\"}) { cluster { id } } }",
+            json!({ "o": org }),
+        )
+        .await["createCluster"]["cluster"]["id"]
+        .clone();
+    let pool = app
+        .gql_ok(
+            "mutation($c: ID!) { createNodePool(input: {clusterId: $c, name: \"workers\", role: WORKER, desiredSize: 2,
+                labels: [{key: \"tier\", value: \"web\"}, {key: \"example.com/zone\", value: \"a\"}]}) { nodePool { id } } }",
+            json!({ "c": cluster }),
+        )
+        .await["createNodePool"]["nodePool"]["id"]
+        .clone();
+    for (host, public) in [
+        ("w1.acme.test", Some("203.0.113.9")),
+        ("w2.acme.test", None),
+    ] {
+        app.gql_ok(
+            "mutation($input: ServerInput!) { registerServer(input: $input) { server { id } } }",
+            json!({ "input": { "organizationId": org, "hostname": host, "role": "WORKER",
+                "publicIp": public, "privateIp": "10.0.0.9", "clusterId": cluster,
+                "nodePoolId": pool, "sshPort": 2222 } }),
+        )
+        .await;
+    }
+    cluster
+}
+
+async fn text(app: &TestApp, query: &str, variables: Value) -> String {
+    app.http
+        .post(app.url("/graphql"))
+        .bearer_auth(&app.token)
+        .json(&json!({ "query": query, "variables": variables }))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+/// The text of the JSON array under the first `"key":` in `text`.
+fn array_at<'a>(text: &'a str, key: &str) -> &'a str {
+    let start = text.find(&format!("\"{key}\":[")).unwrap() + key.len() + 3;
+    let (mut depth, mut in_string, mut escaped) = (0, false, false);
+    for (i, c) in text[start..].char_indices() {
+        match (in_string, escaped, c) {
+            (true, true, _) => escaped = false,
+            (true, false, '\\') => escaped = true,
+            (true, false, '"') => in_string = false,
+            (false, _, '"') => in_string = true,
+            (false, _, '[' | '{') => depth += 1,
+            (false, _, ']' | '}') => {
+                depth -= 1;
+                if depth == 0 {
+                    return &text[start..=start + i];
+                }
+            }
+            _ => {}
+        }
+    }
+    panic!("no array under {key} in {text}");
+}
+
+#[tokio::test]
+async fn rendered_lists_answer_what_the_value_path_answers() {
+    let app = spawn_app().await;
+    let cluster = seed(&app).await;
+    let body = format!(
+        "cluster(id: $c) {{ servers {{ ...S }} nodePools {{ id labels {{ key ... on KeyValue {{ value key }} __typename }}
+            servers {{ {SERVER} ... on Node {{ id }} ...S }} }} }} }}
+         fragment S on Server {{ hostname id ... on Server {{ role }} }}"
+    );
+    // Rendered: no selection set repeats a key (a field again inside a list's own
+    // selection, through fragments, merges as the same field).
+    let rendered = text(
+        &app,
+        &format!("query($c: ID!) {{ {body}"),
+        json!({ "c": cluster }),
+    )
+    .await;
+    // The same, through `Value`s: a repeated top-level key makes the document unrenderable.
+    let values = text(
+        &app,
+        &format!("query($c: ID!) {{ t: __typename t: __typename {body}"),
+        json!({ "c": cluster }),
+    )
+    .await;
+    let (rendered_json, values_json): (Value, Value) = (
+        serde_json::from_str(&rendered).unwrap(),
+        serde_json::from_str(&values).unwrap(),
+    );
+    assert!(rendered_json.get("errors").is_none(), "{rendered_json:#}");
+    assert_eq!(
+        rendered_json["data"]["cluster"],
+        values_json["data"]["cluster"]
+    );
+    // The same text, so the same key order too (inside the pools: async-graphql orders an
+    // object it resolves itself, like the cluster, by which field finished first).
+    assert_eq!(
+        array_at(&rendered, "nodePools"),
+        array_at(&values, "nodePools")
+    );
+    let pool = &rendered_json["data"]["cluster"]["nodePools"][0];
+    assert_eq!(
+        pool["labels"][0],
+        json!({ "key": "tier", "value": "web", "__typename": "KeyValue" })
+    );
+    let server = &pool["servers"][0];
+    assert_eq!(server["hostname"], "w1.acme.test");
+    assert_eq!(server["name"], "w1.acme.test");
+    assert_eq!(server["publicIp"], "203.0.113.9");
+    assert_eq!(pool["servers"][1]["publicIp"], Value::Null);
+    assert_eq!(server["sshPort"], 2222);
+    assert_eq!(server["role"], "WORKER");
+    assert_eq!(server["__typename"], "Server");
+    assert!(server["id"].as_str().is_some_and(|id| !id.is_empty()));
+    assert_eq!(
+        rendered_json["data"]["cluster"]["servers"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    // Every field once (`id` and `hostname` are selected again through fragments).
+    assert_eq!(server.as_object().unwrap().len(), 14, "{server:#}");
+}
+
+#[tokio::test]
+async fn repeated_lists_and_directives_keep_their_meaning() {
+    let app = spawn_app().await;
+    let cluster = seed(&app).await;
+    // A list selected twice under one key: its two selections merge per item.
+    let merged = app
+        .gql_ok(
+            "query($c: ID!) { cluster(id: $c) { servers { hostname } servers { sshPort } } }",
+            json!({ "c": cluster }),
+        )
+        .await;
+    assert_eq!(
+        merged["cluster"]["servers"][1],
+        json!({ "hostname": "w2.acme.test", "sshPort": 2222 })
+    );
+    // Skipped and included fragments and fields.
+    let directed = app
+        .gql_ok(
+            "query($c: ID!, $no: Boolean!) { cluster(id: $c) { servers {
+                hostname ... on Server @include(if: $no) { sshPort } role @skip(if: true) privateIp @include(if: true) } } }",
+            json!({ "c": cluster, "no": false }),
+        )
+        .await;
+    assert_eq!(
+        directed["cluster"]["servers"][0],
+        json!({ "hostname": "w1.acme.test", "privateIp": "10.0.0.9" })
+    );
+    // An empty list stays a list.
+    let empty = app
+        .gql_ok(
+            "query($c: ID!) { cluster(id: $c) { nodePools { annotations { key } } } }",
+            json!({ "c": cluster }),
+        )
+        .await;
+    assert_eq!(empty["cluster"]["nodePools"][0]["annotations"], json!([]));
+}
