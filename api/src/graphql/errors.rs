@@ -47,10 +47,10 @@ impl Served {
     /// Refuses documents that do not parse or use too many aliases, before execution:
     /// aliases let one small document ask for the same expensive field many times. A document
     /// let through says whether its lists may be rendered ([`rendered::renders_lists`]).
-    fn check(&self, query: &str) -> Result<bool, Response> {
+    fn check(&self, query: &str) -> Result<bool, Box<Response>> {
         let doc = match parse_query(query) {
             Ok(doc) => doc,
-            Err(e) => return Err(refusal(e.to_string(), "GRAPHQL_PARSE_FAILED")),
+            Err(e) => return Err(Box::new(refusal(e.to_string(), "GRAPHQL_PARSE_FAILED"))),
         };
         let mut seen = 0;
         for (_, op) in doc.operations.iter() {
@@ -64,7 +64,7 @@ impl Served {
                 "the query uses {seen} aliases; at most {} are allowed",
                 self.max_aliases
             );
-            return Err(refusal(message, "TOO_MANY_ALIASES"));
+            return Err(Box::new(refusal(message, "TOO_MANY_ALIASES")));
         }
         Ok(rendered::renders_lists(&doc))
     }
@@ -75,7 +75,7 @@ impl Served {
         match self.check(&request.query) {
             Ok(true) => with_codes(self.schema.execute(request.data(Rendering)).await),
             Ok(false) => with_codes(self.schema.execute(request).await),
-            Err(refused) => refused,
+            Err(refused) => *refused,
         }
     }
 }
@@ -110,7 +110,7 @@ impl Executor for Served {
         async move {
             match checked {
                 Ok(_) => with_codes(schema.execute(request).await),
-                Err(refused) => refused,
+                Err(refused) => *refused,
             }
         }
     }
@@ -121,7 +121,7 @@ impl Executor for Served {
         session_data: Option<Arc<Data>>,
     ) -> BoxStream<'static, Response> {
         if let Err(refused) = self.check(&request.query) {
-            return stream::once(async move { refused }).boxed();
+            return stream::once(async move { *refused }).boxed();
         }
         self.schema
             .execute_stream_with_session_data(request, session_data.unwrap_or_default())
