@@ -39,7 +39,7 @@ impl Cell {
             Cell::Time(v) => v.map_or(Value::Null, |v| {
                 Value::String(v.to_rfc3339_opts(chrono::SecondsFormat::Micros, true))
             }),
-            // As text, cast back in SQL: `jsonb_to_recordset` reads a JSON `null` as SQL NULL,
+            // As text, cast back in SQL: `json_to_record` reads a JSON `null` as SQL NULL,
             // which would lose a step's `null` output (or a run's `null` input).
             Cell::Json(v) => v.map_or(Value::Null, |v| Value::String(v.to_string())),
         }
@@ -266,7 +266,9 @@ impl Sql {
                         )
                     })
                     .collect();
-                let param = self.bind(Value::Array(set));
+                // As `json` text, not `jsonb`: PostgreSQL reads `json` as it comes, where
+                // `jsonb` input builds a binary tree and sorts every row's keys first.
+                let param = self.bind(Value::Array(set).to_string());
                 let types = columns
                     .iter()
                     .map(|(name, ty)| match *ty {
@@ -287,8 +289,8 @@ impl Sql {
                 // join a whole table by hash. `unnest` of an array is estimated at 10 rows, so
                 // the rows are found through the primary key.
                 format!(
-                    "SELECT {select} FROM unnest(ARRAY(SELECT jsonb_array_elements({param}))) \
-                     AS e (j), LATERAL jsonb_to_record(e.j) AS r ({types})"
+                    "SELECT {select} FROM unnest(ARRAY(SELECT json_array_elements({param}::json))) \
+                     AS e (j), LATERAL json_to_record(e.j) AS r ({types})"
                 )
             }
             _ => {
