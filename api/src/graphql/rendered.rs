@@ -8,15 +8,18 @@
 //!
 //! - the request carries [`Rendering`], which only the HTTP handlers add (they serialize with
 //!   [`write_response`]; a subscription or any other serializer never sees such a value);
-//! - the document repeats no response key in any selection set ([`renders_lists`]): a list
-//!   selected twice under one key would have its two results merged, which JSON text cannot
-//!   be. Such documents take the `Value` path throughout.
+//! - the document selects no object or list twice under one key in any selection set
+//!   ([`renders_lists`]): a list selected twice would have its two results merged, which
+//!   JSON text cannot be. Such documents take the `Value` path throughout.
 //!
 //! Within a list, keys selected more than once through fragments are written once, as the
 //! `Value` path merges them; a field or fragment with a directive, or a field with
 //! arguments, sends the whole list down the `Value` path.
 
-use std::collections::HashSet;
+use std::{
+    collections::HashSet,
+    sync::atomic::{AtomicU64, Ordering},
+};
 
 use async_graphql::{
     ContextSelectionSet, Positioned, Response, Value,
@@ -29,8 +32,17 @@ use super::plain::{PlainFields, applies};
 /// Request data: this response is serialized by [`write_response`].
 pub struct Rendering;
 
+static RENDERED: AtomicU64 = AtomicU64::new(0);
+
+/// How many lists this process has written as JSON text: the fast path is observable (tests
+/// check that it is taken).
+pub fn rendered_lists() -> u64 {
+    RENDERED.load(Ordering::Relaxed)
+}
+
 /// Whether lists of `document` may be rendered: no selection set, with the fragments it
-/// spreads, selects one response key twice.
+/// spreads, selects one response key with a selection of its own (an object or a list)
+/// twice.
 pub fn renders_lists(document: &ExecutableDocument) -> bool {
     let sets = document
         .operations
@@ -59,7 +71,8 @@ fn nested_unique(document: &ExecutableDocument, set: &Positioned<SelectionSet>) 
     })
 }
 
-/// Adds the response keys of `set` (fragments spread in) to `seen`; `false` on a repeat.
+/// Adds the response keys of `set`'s fields with a selection of their own (fragments spread
+/// in) to `seen`; `false` on a repeat.
 /// Deep spreads count as a repeat: validation refuses cycles later, this must end first.
 fn keys_unique<'a>(
     document: &'a ExecutableDocument,
@@ -71,7 +84,11 @@ fn keys_unique<'a>(
         return false;
     }
     set.node.items.iter().all(|item| match &item.node {
-        Selection::Field(f) => seen.insert(f.node.response_key().node.as_str()),
+        // A leaf selected twice answers the same value twice; only objects and lists merge.
+        Selection::Field(f) => {
+            f.node.selection_set.node.items.is_empty()
+                || seen.insert(f.node.response_key().node.as_str())
+        }
         Selection::InlineFragment(f) => {
             keys_unique(document, &f.node.selection_set, seen, depth + 1)
         }
@@ -180,6 +197,7 @@ pub(super) fn render_list<T: PlainFields>(
         out.push(b'}');
     }
     out.push(b']');
+    RENDERED.fetch_add(1, Ordering::Relaxed);
     Some(Value::Binary(out.into()))
 }
 
@@ -275,7 +293,10 @@ mod tests {
         assert!(renders("{ a { ...F } } fragment F on A { id b { id } }"));
         assert!(!renders("{ a { id } a { name } }"));
         assert!(!renders("{ x { a { id } b: a { name } b { id } } }"));
-        assert!(!renders("{ a { id ...F } } fragment F on A { id }"));
+        assert!(renders("{ a { id ...F } } fragment F on A { id }"));
+        assert!(!renders(
+            "{ a { ...F b { id } } } fragment F on A { b { name } }"
+        ));
         assert!(!renders("{ a { ... on A { b { id } } b { name } } }"));
         // A cycle, which validation refuses after this: the check ends all the same.
         assert!(!renders("{ a { ...F } } fragment F on A { ...F }"));

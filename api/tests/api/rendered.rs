@@ -89,16 +89,20 @@ async fn rendered_lists_answer_what_the_value_path_answers() {
     );
     // Rendered: no selection set repeats a key (a field again inside a list's own
     // selection, through fragments, merges as the same field).
+    let before = autoglue::graphql::rendered::rendered_lists();
     let rendered = text(
         &app,
         &format!("query($c: ID!) {{ {body}"),
         json!({ "c": cluster }),
     )
     .await;
-    // The same, through `Value`s: a repeated top-level key makes the document unrenderable.
+    // The cluster's servers, the pool's servers and its labels.
+    assert!(autoglue::graphql::rendered::rendered_lists() >= before + 3);
+    // The same, through `Value`s: an object selected twice under one key makes the document
+    // unrenderable.
     let values = text(
         &app,
-        &format!("query($c: ID!) {{ t: __typename t: __typename {body}"),
+        &format!("query($c: ID!) {{ t: me {{ id }} t: me {{ id }} {body}"),
         json!({ "c": cluster }),
     )
     .await;
