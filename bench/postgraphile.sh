@@ -74,21 +74,4 @@ wrk.method = "POST"
 wrk.body = [[$BODY]]
 wrk.headers["Content-Type"] = "application/json"
 LUA
-# CPU time (clock ticks) of the node process, and of all PostgreSQL processes, as in
-# bench/fleet.sh.
-ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
-pg_ticks() { local t=0 p; for p in $(pgrep -x postgres); do t=$((t + $(ticks "$p"))); done; echo "$t"; }
-# One benchmark at a time on this machine: the run holds /tmp/ag-bench.lock (flock(1), as
-# the other benchmarks here take it), CPU readings included, since PostgreSQL is shared.
-exec 9>>/tmp/ag-bench.lock
-flock 9
-S0=$(ticks "$PGL") P0=$(pg_ticks)
-echo "==> wrk: $CONNECTIONS connections, $DURATION"
-wrk -t2 -c"$CONNECTIONS" -d"$DURATION" --latency -s "$WORK/post.lua" "http://127.0.0.1:$PGL_PORT/graphql" 9>&- \
-  | tee "$WORK/wrk.out"
-S1=$(ticks "$PGL") P1=$(pg_ticks)
-flock -u 9; exec 9>&-
-N=$(awk '/requests in/ {print $1}' "$WORK/wrk.out")
-HZ=$(getconf CLK_TCK)
-python3 -c 'import sys; n, hz, s, p = map(float, sys.argv[1:]); print(f"==> CPU per request: PostGraphile (node) {s * 1000 / hz / n:.2f} ms, PostgreSQL {p * 1000 / hz / n:.2f} ms")' \
-  "$N" "$HZ" "$((S1 - S0))" "$((P1 - P0))"
+measure_wrk "$PGL" "http://127.0.0.1:$PGL_PORT/graphql" "PostGraphile (node)"

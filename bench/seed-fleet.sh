@@ -80,3 +80,25 @@ insert into servers (id, organization_id, cluster_id, node_pool_id, hostname, pr
   from node_pools np, generate_series(1, 5) s;
 analyze;
 SQL
+
+# measure_wrk PID URL NAME: wrk with $WORK/post.lua against URL ($CONNECTIONS, $DURATION),
+# then the CPU per request of process PID (called NAME) and of all PostgreSQL processes,
+# from their clock ticks. The run holds /tmp/ag-bench.lock (flock(1), as the other
+# benchmarks here take it), CPU readings included, since PostgreSQL is shared: one benchmark
+# at a time on this machine.
+ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
+pg_ticks() { local t=0 p; for p in $(pgrep -x postgres); do t=$((t + $(ticks "$p"))); done; echo "$t"; }
+measure_wrk() {
+  local pid=$1 url=$2 name=$3 s0 p0 s1 p1 n hz
+  exec 9>>/tmp/ag-bench.lock
+  flock 9
+  s0=$(ticks "$pid") p0=$(pg_ticks)
+  echo "==> wrk: $CONNECTIONS connections, $DURATION"
+  wrk -t2 -c"$CONNECTIONS" -d"$DURATION" --latency -s "$WORK/post.lua" "$url" 9>&- | tee "$WORK/wrk.out"
+  s1=$(ticks "$pid") p1=$(pg_ticks)
+  flock -u 9; exec 9>&-
+  n=$(awk '/requests in/ {print $1}' "$WORK/wrk.out")
+  hz=$(getconf CLK_TCK)
+  python3 -c 'import sys; name = sys.argv[1]; n, hz, s, p = map(float, sys.argv[2:]); print(f"==> CPU per request: {name} {s * 1000 / hz / n:.2f} ms, PostgreSQL {p * 1000 / hz / n:.2f} ms")' \
+    "$name" "$n" "$hz" "$((s1 - s0))" "$((p1 - p0))"
+}
