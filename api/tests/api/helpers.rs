@@ -286,6 +286,28 @@ impl TestApp {
         resp["data"].clone()
     }
 
+    /// Creates a cluster in organization `org` from the fields of `CreateClusterInput` given
+    /// in GraphQL syntax after `organizationId` (e.g. `name: "prod"`); returns its global ID.
+    pub async fn create_cluster(&self, org: &str, fields: &str) -> Value {
+        self.gql_ok(
+            &format!("mutation($o: ID!) {{ createCluster(input: {{organizationId: $o, {fields}}}) {{ cluster {{ id }} }} }}"),
+            json!({ "o": org }),
+        )
+        .await["createCluster"]["cluster"]["id"]
+            .clone()
+    }
+
+    /// Creates a node pool in cluster `cluster` from the fields of `CreateNodePoolInput` given
+    /// in GraphQL syntax after `clusterId`; returns its global ID.
+    pub async fn create_pool(&self, cluster: &Value, fields: &str) -> Value {
+        self.gql_ok(
+            &format!("mutation($c: ID!) {{ createNodePool(input: {{clusterId: $c, {fields}}}) {{ nodePool {{ id }} }} }}"),
+            json!({ "c": cluster }),
+        )
+        .await["createNodePool"]["nodePool"]["id"]
+            .clone()
+    }
+
     /// Creates an organization and returns its global ID.
     pub async fn create_org(&self, name: &str) -> String {
         let data = self

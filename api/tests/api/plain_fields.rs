@@ -20,21 +20,18 @@ async fn plain_fields_answer_what_the_resolvers_answer() {
     let app = spawn_app().await;
     let org = app.create_org("acme").await;
     let cluster = app
-        .gql_ok(
-            "mutation($o: ID!) { createCluster(input: {organizationId: $o, name: \"prod\", region: \"eu-1\",
-                metadata: [{key: \"team\", value: \"core\"}]}) { cluster { id } } }",
-            json!({ "o": org }),
+        .create_cluster(
+            &org,
+            r#"name: "prod", region: "eu-1", metadata: [{key: "team", value: "core"}]"#,
         )
-        .await["createCluster"]["cluster"]["id"]
-        .clone();
+        .await;
     let pool = app
-        .gql_ok(
-            "mutation($c: ID!) { createNodePool(input: {clusterId: $c, name: \"workers\", role: WORKER, desiredSize: 2,
-                labels: [{key: \"tier\", value: \"web\"}, {key: \"example.com/zone\", value: \"a\"}]}) { nodePool { id } } }",
-            json!({ "c": cluster }),
+        .create_pool(
+            &cluster,
+            r#"name: "workers", role: WORKER, desiredSize: 2,
+                labels: [{key: "tier", value: "web"}, {key: "example.com/zone", value: "a"}]"#,
         )
-        .await["createNodePool"]["nodePool"]["id"]
-        .clone();
+        .await;
     let key = app
         .gql_ok(
             "mutation($o: ID!) { generateSshKey(input: {organizationId: $o, name: \"ops\", algorithm: ED25519}) { sshKey { id } } }",

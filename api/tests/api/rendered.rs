@@ -12,21 +12,14 @@ const SERVER: &str = "id hostname publicIp privateIp role status statusMessage s
 /// A cluster with one pool of two labelled servers; returns the cluster's id.
 async fn seed(app: &TestApp) -> Value {
     let org = app.create_org("acme").await;
-    let cluster = app
-        .gql_ok(
-            "mutation($o: ID!) { createCluster(input: {organizationId: $o, name: \"prod\"}) { cluster { id } } }",
-            json!({ "o": org }),
-        )
-        .await["createCluster"]["cluster"]["id"]
-        .clone();
+    let cluster = app.create_cluster(&org, r#"name: "prod""#).await;
     let pool = app
-        .gql_ok(
-            "mutation($c: ID!) { createNodePool(input: {clusterId: $c, name: \"workers\", role: WORKER, desiredSize: 2,
-                labels: [{key: \"tier\", value: \"web\"}, {key: \"example.com/zone\", value: \"a\"}]}) { nodePool { id } } }",
-            json!({ "c": cluster }),
+        .create_pool(
+            &cluster,
+            r#"name: "workers", role: WORKER, desiredSize: 2,
+                labels: [{key: "tier", value: "web"}, {key: "example.com/zone", value: "a"}]"#,
         )
-        .await["createNodePool"]["nodePool"]["id"]
-        .clone();
+        .await;
     for (host, public) in [
         ("w1.acme.test", Some("203.0.113.9")),
         ("w2.acme.test", None),
