@@ -12,6 +12,7 @@ mod m20261121_000004_audit;
 mod m20261121_000005_cluster_links;
 mod m20261121_000006_workflow_engine;
 mod m20261122_000007_step_tasks;
+mod m20261204_000008_step_fillfactor;
 
 /// Runs the migrations in order.
 pub struct Migrator;
@@ -27,6 +28,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261121_000005_cluster_links::Migration),
             Box::new(m20261121_000006_workflow_engine::Migration),
             Box::new(m20261122_000007_step_tasks::Migration),
+            Box::new(m20261204_000008_step_fillfactor::Migration),
         ]
     }
 }
