@@ -785,3 +785,24 @@ async fn a_stage_delivered_again_resumes_its_step_with_a_new_attempt() {
     assert_eq!(resumed.attempt, 2, "taken up, then resumed");
     assert_eq!(resumed.worker.as_deref(), Some("w2"));
 }
+
+/// On PostgreSQL step rows are stored with room for their updates (migration 8), so a step's
+/// start and end stay on its page (heap-only updates); SQLite has no such setting.
+#[tokio::test]
+async fn step_rows_leave_room_for_their_updates_on_postgres() {
+    let h = harness_with(false).await;
+    if !on_postgres() {
+        return;
+    }
+    let row =
+        h.db.query_one_raw(sea_orm::Statement::from_string(
+            sea_orm::DbBackend::Postgres,
+            "SELECT array_to_string(reloptions, ',') AS options FROM pg_class \
+             WHERE oid = 'workflow_steps'::regclass",
+        ))
+        .await
+        .unwrap()
+        .expect("workflow_steps exists");
+    let options: Option<String> = row.try_get("", "options").unwrap();
+    assert_eq!(options.as_deref(), Some("fillfactor=50"));
+}
