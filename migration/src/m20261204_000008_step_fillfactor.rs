@@ -17,23 +17,21 @@ pub struct Migration;
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        set_fillfactor(manager, 50).await
+        on_postgres(manager, "ALTER TABLE workflow_steps SET (fillfactor = 50)").await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        set_fillfactor(manager, 100).await
+        on_postgres(manager, "ALTER TABLE workflow_steps RESET (fillfactor)").await
     }
 }
 
-async fn set_fillfactor(manager: &SchemaManager<'_>, percent: u8) -> Result<(), DbErr> {
+async fn on_postgres(manager: &SchemaManager<'_>, sql: &str) -> Result<(), DbErr> {
     if manager.get_database_backend() != sea_orm::DatabaseBackend::Postgres {
         return Ok(());
     }
     manager
         .get_connection()
-        .execute_unprepared(&format!(
-            "ALTER TABLE workflow_steps SET (fillfactor = {percent})"
-        ))
+        .execute_unprepared(sql)
         .await
         .map(|_| ())
 }

@@ -786,17 +786,29 @@ async fn a_stage_delivered_again_resumes_its_step_with_a_new_attempt() {
     assert_eq!(resumed.worker.as_deref(), Some("w2"));
 }
 
-/// On PostgreSQL step rows are stored with room for their updates (migration 8), so a step's
-/// start and end stay on its page (heap-only updates); SQLite has no such setting.
+/// Step rows are stored with room for their updates on PostgreSQL (migration 8), so a step's
+/// start and end stay on its page (heap-only updates); on SQLite, which has no such setting,
+/// the migration is applied and changes nothing.
 #[tokio::test]
 async fn step_rows_leave_room_for_their_updates_on_postgres() {
     let h = harness_with(false).await;
+    let backend = h.db.get_database_backend();
+    let applied =
+        h.db.query_one_raw(sea_orm::Statement::from_string(
+            backend,
+            "SELECT COUNT(*) AS n FROM seaql_migrations \
+             WHERE version = 'm20261204_000008_step_fillfactor'",
+        ))
+        .await
+        .unwrap()
+        .expect("a count");
+    assert_eq!(applied.try_get::<i64>("", "n").unwrap(), 1);
     if !on_postgres() {
         return;
     }
     let row =
         h.db.query_one_raw(sea_orm::Statement::from_string(
-            sea_orm::DbBackend::Postgres,
+            backend,
             "SELECT array_to_string(reloptions, ',') AS options FROM pg_class \
              WHERE oid = 'workflow_steps'::regclass",
         ))
