@@ -12,6 +12,10 @@ use entity::{
     },
     node_pools, servers,
 };
+use futures_util::{
+    FutureExt,
+    future::{BoxFuture, try_join_all},
+};
 use secrecy::SecretString;
 use std::sync::Arc;
 use uuid::Uuid;
@@ -25,7 +29,7 @@ use super::{
         PoolsOfCluster, ServersOfCluster, ServersOfPool, TaintsOfPool,
     },
     organizations::Organization,
-    plain::{Plain, PlainFields, PlainList},
+    plain::{NestedLists, Plain, PlainFields, PlainList},
     relay::{
         ConnectionFields, GlobalId, IdConnection, NodeKind, OrderedConnection, PageArgs,
         connection, ordered_connection,
@@ -591,7 +595,78 @@ impl PlainFields for NodePool {
         }
         true
     }
+
+    fn nested<'a>(
+        loaders: &'a Loaders,
+        items: &'a [Self],
+        name: &str,
+    ) -> Option<BoxFuture<'a, Result<Box<dyn NestedLists>, LoadError>>> {
+        Some(match name {
+            "labels" => children(loaders, items, |p| LabelsOfPool(p.0.id), key_value).boxed(),
+            "annotations" => {
+                children(loaders, items, |p| AnnotationsOfPool(p.0.id), key_value).boxed()
+            }
+            "servers" => children(
+                loaders,
+                items,
+                |p| ServersOfPool(p.0.id),
+                |s| Server(s.clone()),
+            )
+            .boxed(),
+            _ => return None,
+        })
+    }
 }
+
+/// The children of each of `items` (keyed by `key`) through the request's loaders, in one
+/// batch, each turned into `C` by `item`.
+async fn children<P, K, M, C>(
+    loaders: &Loaders,
+    items: &[P],
+    key: impl Fn(&P) -> K,
+    item: impl Fn(&Arc<M>) -> C,
+) -> Result<Box<dyn NestedLists>, LoadError>
+where
+    K: Send + Sync + Clone + Eq + std::hash::Hash + 'static,
+    M: Send + Sync + 'static,
+    C: PlainFields + Send + Sync + 'static,
+    FleetLoader: Loader<K, Value = Children<M>, Error = LoadError>,
+{
+    let lists = try_join_all(items.iter().map(|p| loaders.load_one(key(p)))).await?;
+    let lists: Vec<Vec<C>> = lists
+        .into_iter()
+        .map(|rows| rows.unwrap_or_default().iter().map(&item).collect())
+        .collect();
+    Ok(Box::new(lists))
+}
+
+fn key_value<M: KeyValueRow>(row: &Arc<M>) -> KeyValue {
+    KeyValue {
+        key: row.key().to_owned(),
+        value: row.value().to_owned(),
+    }
+}
+
+/// A row of key and value (a label, an annotation).
+trait KeyValueRow {
+    fn key(&self) -> &str;
+    fn value(&self) -> &str;
+}
+
+macro_rules! key_value_rows {
+    ($($module:ident),+) => {
+        $(impl KeyValueRow for entity::$module::Model {
+            fn key(&self) -> &str {
+                &self.key
+            }
+            fn value(&self) -> &str {
+                &self.value
+            }
+        })+
+    };
+}
+
+key_value_rows!(node_pool_labels, node_pool_annotations);
 
 impl PlainFields for KeyValue {
     fn plain(&self, name: &str) -> Option<Value> {

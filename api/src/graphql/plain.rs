@@ -16,8 +16,9 @@
 //! Fields carrying a custom directive take the resolver path (`@skip`/`@include` are gone
 //! by execution).
 //!
-//! Over HTTP, a list whose selected fields are all plain goes one step further and is written
-//! as JSON text at once ([`super::rendered`]).
+//! Over HTTP, a list whose selected fields are all plain, or relation lists of plain items
+//! that its type can load for the whole list ([`PlainFields::nested`]), goes one step further
+//! and is written as JSON text at once ([`super::rendered`]).
 
 use std::borrow::Cow;
 
@@ -27,6 +28,12 @@ use async_graphql::{
     indexmap::IndexMap,
     parser::types::{Field, Selection, SelectionSet},
     registry::Registry,
+};
+use futures_util::future::BoxFuture;
+
+use super::{
+    loaders::{LoadError, Loaders},
+    rendered::{Plan, plain_plan, write_items},
 };
 
 /// An object type whose plain fields can be read without awaiting anything.
@@ -46,6 +53,58 @@ pub trait PlainFields: ContainerType {
                 true
             }
             None => false,
+        }
+    }
+
+    /// For the relation list `name` (no arguments), the lists of all of `items`, loaded at
+    /// once through the request's loaders; `None` if `name` is not such a relation. A list
+    /// of `Self` written as JSON text ([`super::rendered`]) with such a relation selected
+    /// writes it in place instead of resolving it per item: one statement for the whole
+    /// list, as the loaders would batch it, and no future, context or `Value` per item.
+    fn nested<'a>(
+        _loaders: &'a Loaders,
+        _items: &'a [Self],
+        _name: &str,
+    ) -> Option<BoxFuture<'a, Result<Box<dyn NestedLists>, LoadError>>>
+    where
+        Self: Sized,
+    {
+        None
+    }
+}
+
+/// The children of every item of a list under one relation (a page's node pools' servers),
+/// loaded for the whole list at once, for [`super::rendered`].
+pub trait NestedLists: Send + Sync {
+    /// The plan of `set` for the children, all of whose selected fields must be plain
+    /// (`None` otherwise); `Some(None)` when no item has a child, as then every list is
+    /// empty whatever is selected.
+    fn plan<'a>(
+        &self,
+        ctx: &ContextSelectionSet<'a>,
+        set: &'a Positioned<SelectionSet>,
+    ) -> Option<Option<Plan<'a>>>;
+
+    /// Writes the children of item `i` as a JSON array by `plan`.
+    fn write(&self, i: usize, plan: Option<&Plan<'_>>, out: &mut Vec<u8>);
+}
+
+impl<C: PlainFields + Send + Sync> NestedLists for Vec<Vec<C>> {
+    fn plan<'a>(
+        &self,
+        ctx: &ContextSelectionSet<'a>,
+        set: &'a Positioned<SelectionSet>,
+    ) -> Option<Option<Plan<'a>>> {
+        match self.iter().flatten().next() {
+            Some(first) => Some(Some(plain_plan(ctx, set, first)?)),
+            None => Some(None),
+        }
+    }
+
+    fn write(&self, i: usize, plan: Option<&Plan<'_>>, out: &mut Vec<u8>) {
+        match (plan, self.get(i)) {
+            (Some(plan), Some(items)) => write_items(out, items, plan, &[]),
+            _ => out.extend_from_slice(b"[]"),
         }
     }
 }
@@ -131,10 +190,10 @@ impl<T: PlainFields> OutputType for PlainList<T> {
     async fn resolve(
         &self,
         ctx: &ContextSelectionSet<'_>,
-        _field: &Positioned<Field>,
+        field: &Positioned<Field>,
     ) -> ServerResult<Value> {
-        if let Some(rendered) = super::rendered::render_list(ctx, &self.0) {
-            return Ok(rendered);
+        if let Some(rendered) = super::rendered::render_list(ctx, field, &self.0).await {
+            return rendered;
         }
         let mut values = Vec::with_capacity(self.0.len());
         let mut pending = Vec::new();

@@ -15,29 +15,48 @@
 //! Within a list, keys selected more than once through fragments are written once, as the
 //! `Value` path merges them; a field or fragment with a directive, or a field with
 //! arguments, sends the whole list down the `Value` path.
+//!
+//! A list may also select relation lists of its items whose own fields are all plain (a page's
+//! node pools with their labels and servers): the type loads each such relation for the whole
+//! list at once through the request's loaders ([`PlainFields::nested`]), one statement as the
+//! per-item resolvers would batch it, and the children are written in place. The pools then
+//! cost no future, context, `Value` or merge each, nor do their two lists. A relation whose
+//! selection is not all plain sends the list down the `Value` path, which loads it again.
 
 use std::{
+    borrow::Cow,
     collections::HashSet,
     sync::atomic::{AtomicU64, Ordering},
 };
 
 use async_graphql::{
-    ContextSelectionSet, Positioned, Response, Value,
-    parser::types::{ExecutableDocument, Selection, SelectionSet},
+    ContextSelectionSet, Positioned, Response, ServerResult, Value,
+    parser::types::{ExecutableDocument, Field, Selection, SelectionSet},
     resolver_utils::EnumType,
 };
+use futures_util::future::join_all;
 
-use super::plain::{PlainFields, applies};
+use super::{
+    loaders::Loaders,
+    plain::{NestedLists, PlainFields, applies},
+};
 
 /// Request data: this response is serialized by [`write_response`].
 pub struct Rendering;
 
 static RENDERED: AtomicU64 = AtomicU64::new(0);
+static NESTED: AtomicU64 = AtomicU64::new(0);
 
 /// How many lists this process has written as JSON text: the fast path is observable (tests
 /// check that it is taken).
 pub fn rendered_lists() -> u64 {
     RENDERED.load(Ordering::Relaxed)
+}
+
+/// How many relation lists (a node pool's servers, say) this process has loaded for a whole
+/// rendered list at once and written into it.
+pub fn nested_lists() -> u64 {
+    NESTED.load(Ordering::Relaxed)
 }
 
 /// Whether lists of `document` may be rendered: no selection set, with the fragments it
@@ -99,15 +118,41 @@ fn keys_unique<'a>(
     })
 }
 
-/// What each item of a list writes: response key and field name, in response order.
-type Plan<'a> = Vec<(&'a str, &'a str)>;
+/// What each item of a list writes, in response order.
+pub struct Plan<'a> {
+    fields: Vec<Entry<'a>>,
+    /// The items' GraphQL type name, for `__typename`.
+    typename: Cow<'static, str>,
+}
 
-/// The plan of `set` for items like `first`, or `None` if a selected field is not plain.
+enum Entry<'a> {
+    /// Response key and field name of a plain field (or `__typename`).
+    Plain(&'a str, &'a str),
+    /// Response key of a relation list, and its index in the list's loaded relations.
+    Nested(&'a str, usize),
+}
+
+impl Entry<'_> {
+    fn key(&self) -> &str {
+        match self {
+            Entry::Plain(key, _) | Entry::Nested(key, _) => key,
+        }
+    }
+}
+
+/// A relation list selected in a rendered list: its field name and selection, to load and
+/// plan once the plan of the list itself is made.
+type Relation<'a> = (&'a str, &'a Positioned<SelectionSet>);
+
+/// Adds the fields of `set` for items like `first` to `plan`, or answers `None` if a
+/// selected field is neither plain nor, where `relations` is given, a relation list without
+/// arguments (added there, to be loaded for the whole list).
 fn plan<'a, T: PlainFields>(
     ctx: &ContextSelectionSet<'a>,
     set: &'a Positioned<SelectionSet>,
     first: &T,
-    out: &mut Plan<'a>,
+    plan_to: &mut Plan<'a>,
+    mut relations: Option<&mut Vec<Relation<'a>>>,
     scratch: &mut Vec<u8>,
 ) -> Option<()> {
     for item in &set.node.items {
@@ -120,19 +165,23 @@ fn plan<'a, T: PlainFields>(
                 if !f.node.directives.is_empty() || !f.node.arguments.is_empty() {
                     return None;
                 }
-                if let Some((_, earlier)) = out.iter().find(|(k, _)| *k == key) {
+                if let Some(earlier) = plan_to.fields.iter().find(|e| e.key() == key) {
                     // The same field again merges into the first; another under its key
-                    // is a document validation refuses.
-                    if *earlier != name {
+                    // is a document validation refuses. A relation selected again would
+                    // merge its selections: not rendered.
+                    if !matches!(earlier, Entry::Plain(_, n) if *n == name) {
                         return None;
                     }
                     continue;
                 }
                 scratch.clear();
-                if name != "__typename" && !first.render(name, scratch) {
-                    return None;
+                if name == "__typename" || first.render(name, scratch) {
+                    plan_to.fields.push(Entry::Plain(key, name));
+                } else {
+                    let relations = relations.as_deref_mut()?;
+                    plan_to.fields.push(Entry::Nested(key, relations.len()));
+                    relations.push((name, &f.node.selection_set));
                 }
-                out.push((key, name));
             }
             Selection::InlineFragment(f) => {
                 if !f.node.directives.is_empty() {
@@ -144,7 +193,15 @@ fn plan<'a, T: PlainFields>(
                     .as_ref()
                     .map(|c| c.node.on.node.as_str());
                 if applies(ctx, first, condition) {
-                    plan(ctx, &f.node.selection_set, first, out, scratch)?;
+                    let relations = relations.as_deref_mut();
+                    plan(
+                        ctx,
+                        &f.node.selection_set,
+                        first,
+                        plan_to,
+                        relations,
+                        scratch,
+                    )?;
                 }
             }
             Selection::FragmentSpread(s) => {
@@ -154,7 +211,9 @@ fn plan<'a, T: PlainFields>(
                 let fragment = ctx.query_env.fragments.get(&s.node.fragment_name.node)?;
                 let condition = fragment.node.type_condition.node.on.node.as_str();
                 if applies(ctx, first, Some(condition)) {
-                    plan(ctx, &fragment.node.selection_set, first, out, scratch)?;
+                    let relations = relations.as_deref_mut();
+                    let set = &fragment.node.selection_set;
+                    plan(ctx, set, first, plan_to, relations, scratch)?;
                 }
             }
         }
@@ -162,43 +221,108 @@ fn plan<'a, T: PlainFields>(
     Some(())
 }
 
-/// `items` as JSON text, if the request allows it and every field selected is plain.
-pub(super) fn render_list<T: PlainFields>(
-    ctx: &ContextSelectionSet<'_>,
+/// The plan of `set` for items like `first`, all of whose selected fields must be plain.
+pub(super) fn plain_plan<'a, T: PlainFields>(
+    ctx: &ContextSelectionSet<'a>,
+    set: &'a Positioned<SelectionSet>,
+    first: &T,
+) -> Option<Plan<'a>> {
+    let mut out = Plan {
+        fields: Vec::new(),
+        typename: first.introspection_type_name(),
+    };
+    plan(ctx, set, first, &mut out, None, &mut Vec::new())?;
+    Some(out)
+}
+
+/// Writes `items` as a JSON array by `plan`; `nested` holds the relation lists the plan
+/// names, loaded for the whole list, with their own plans.
+pub(super) fn write_items<T: PlainFields>(
+    out: &mut Vec<u8>,
     items: &[T],
-) -> Option<Value> {
-    let first = items.first()?;
-    ctx.data_opt::<Rendering>()?;
-    let mut keys = Plan::new();
-    let mut out = Vec::new();
-    plan(ctx, ctx.item, first, &mut keys, &mut out)?;
-    let typename = first.introspection_type_name();
-    out.clear();
-    out.reserve(items.len() * (2 + keys.len() * 32));
+    plan: &Plan<'_>,
+    nested: &[(Box<dyn NestedLists>, Option<Plan<'_>>)],
+) {
     out.push(b'[');
     for (i, item) in items.iter().enumerate() {
         if i > 0 {
             out.push(b',');
         }
         out.push(b'{');
-        for (j, (key, name)) in keys.iter().enumerate() {
+        for (j, entry) in plan.fields.iter().enumerate() {
             if j > 0 {
                 out.push(b',');
             }
-            write_str(&mut out, key);
+            write_str(out, entry.key());
             out.push(b':');
-            if *name == "__typename" {
-                write_str(&mut out, &typename);
-            } else {
+            match entry {
+                Entry::Plain(_, "__typename") => write_str(out, &plan.typename),
                 // Plain by name: what the first item rendered, every item renders.
-                item.render(name, &mut out);
+                Entry::Plain(_, name) => {
+                    item.render(name, out);
+                }
+                Entry::Nested(_, k) => {
+                    let (lists, plan) = &nested[*k];
+                    lists.write(i, plan.as_ref(), out);
+                }
             }
         }
         out.push(b'}');
     }
     out.push(b']');
+}
+
+/// `items` as JSON text, if the request allows it and every field selected is plain or a
+/// relation list of plain items that `T` loads for the whole list ([`PlainFields::nested`]):
+/// `None` sends the list down the `Value` path, `Some(Err)` if loading a relation failed.
+pub(super) async fn render_list<T: PlainFields>(
+    ctx: &ContextSelectionSet<'_>,
+    field: &Positioned<Field>,
+    items: &[T],
+) -> Option<ServerResult<Value>> {
+    let first = items.first()?;
+    ctx.data_opt::<Rendering>()?;
+    let mut keys = Plan {
+        fields: Vec::new(),
+        typename: first.introspection_type_name(),
+    };
+    let mut relations = Vec::new();
+    plan(
+        ctx,
+        ctx.item,
+        first,
+        &mut keys,
+        Some(&mut relations),
+        &mut Vec::new(),
+    )?;
+    let mut nested = Vec::with_capacity(relations.len());
+    if !relations.is_empty() {
+        let loaders = ctx.data_opt::<Loaders>()?;
+        let loads = relations
+            .iter()
+            .map(|(name, _)| T::nested(loaders, items, name))
+            .collect::<Option<Vec<_>>>()?;
+        for (loaded, (_, set)) in join_all(loads).await.into_iter().zip(&relations) {
+            let lists = match loaded {
+                Ok(lists) => lists,
+                Err(e) => {
+                    let e = crate::Error::Internal(anyhow::anyhow!("loading children: {e}"));
+                    return Some(Err(
+                        async_graphql::Error::from(e).into_server_error(field.pos)
+                    ));
+                }
+            };
+            // A relation whose selection is not all plain: the whole list takes the `Value`
+            // path (which loads it again).
+            let plan = lists.plan(ctx, set)?;
+            nested.push((lists, plan));
+        }
+        NESTED.fetch_add(nested.len() as u64, Ordering::Relaxed);
+    }
+    let mut out = Vec::with_capacity(items.len() * (2 + keys.fields.len() * 32));
+    write_items(&mut out, items, &keys, &nested);
     RENDERED.fetch_add(1, Ordering::Relaxed);
-    Some(Value::Binary(out.into()))
+    Some(Ok(Value::Binary(out.into())))
 }
 
 /// Writes `s` as a JSON string.
