@@ -1,8 +1,8 @@
 //! The fleet in GraphQL: clusters, node pools and servers.
 
 use async_graphql::{
-    Context, ID, InputObject, InputType, MaybeUndefined, Object, ScalarType, SimpleObject, Value,
-    dataloader::Loader,
+    Context, ContextSelectionSet, ID, InputObject, InputType, MaybeUndefined, Object, Positioned,
+    ScalarType, ServerResult, SimpleObject, Value, dataloader::Loader, parser::types::SelectionSet,
 };
 use chrono::{DateTime, Utc};
 use entity::{
@@ -29,12 +29,12 @@ use super::{
         PoolsOfCluster, ServersOfCluster, ServersOfPool, TaintsOfPool,
     },
     organizations::Organization,
-    plain::{NestedLists, Plain, PlainFields, PlainList},
+    plain::{NestedLists, Plain, PlainFields, PlainList, prepare_groups},
     relay::{
         ConnectionFields, GlobalId, IdConnection, NodeKind, OrderedConnection, PageArgs,
         connection, ordered_connection,
     },
-    rendered::{write_enum, write_int, write_opt_str, write_str, write_value},
+    rendered::{load_failed, write_enum, write_int, write_opt_str, write_str, write_value},
     state,
 };
 use crate::{
@@ -506,6 +506,36 @@ impl Server {
 }
 
 impl PlainFields for Cluster {
+    fn nested<'a: 'i, 'i>(
+        ctx: &'a ContextSelectionSet<'a>,
+        items: &'i [Self],
+        name: &str,
+        set: &'a Positioned<SelectionSet>,
+    ) -> Option<BoxFuture<'i, Option<ServerResult<Box<dyn NestedLists + 'a>>>>> {
+        Some(match name {
+            "nodePools" => children(
+                ctx,
+                set,
+                items,
+                |c| PoolsOfCluster(c.0.id),
+                |p| NodePool(p.clone()),
+            )
+            .boxed(),
+            "servers" => children(
+                ctx,
+                set,
+                items,
+                |c| ServersOfCluster(c.0.id),
+                |s| Server(s.clone()),
+            )
+            .boxed(),
+            "metadata" => {
+                children(ctx, set, items, |c| MetadataOfCluster(c.0.id), key_value).boxed()
+            }
+            _ => return None,
+        })
+    }
+
     fn plain(&self, name: &str) -> Option<Value> {
         let c = &self.0;
         Some(match name {
@@ -596,18 +626,20 @@ impl PlainFields for NodePool {
         true
     }
 
-    fn nested<'a>(
-        loaders: &'a Loaders,
-        items: &'a [Self],
+    fn nested<'a: 'i, 'i>(
+        ctx: &'a ContextSelectionSet<'a>,
+        items: &'i [Self],
         name: &str,
-    ) -> Option<BoxFuture<'a, Result<Box<dyn NestedLists>, LoadError>>> {
+        set: &'a Positioned<SelectionSet>,
+    ) -> Option<BoxFuture<'i, Option<ServerResult<Box<dyn NestedLists + 'a>>>>> {
         Some(match name {
-            "labels" => children(loaders, items, |p| LabelsOfPool(p.0.id), key_value).boxed(),
+            "labels" => children(ctx, set, items, |p| LabelsOfPool(p.0.id), key_value).boxed(),
             "annotations" => {
-                children(loaders, items, |p| AnnotationsOfPool(p.0.id), key_value).boxed()
+                children(ctx, set, items, |p| AnnotationsOfPool(p.0.id), key_value).boxed()
             }
             "servers" => children(
-                loaders,
+                ctx,
+                set,
                 items,
                 |p| ServersOfPool(p.0.id),
                 |s| Server(s.clone()),
@@ -618,26 +650,31 @@ impl PlainFields for NodePool {
     }
 }
 
-/// The children of each of `items` (keyed by `key`) through the request's loaders, in one
-/// batch, each turned into `C` by `item`.
-async fn children<P, K, M, C>(
-    loaders: &Loaders,
-    items: &[P],
+/// The children of each of `items` (keyed by `key`, each turned into `C` by `item`) through
+/// the request's loaders, in one batch, prepared for `set`.
+async fn children<'a: 'i, 'i, P, K, M, C>(
+    ctx: &'a ContextSelectionSet<'a>,
+    set: &'a Positioned<SelectionSet>,
+    items: &'i [P],
     key: impl Fn(&P) -> K,
     item: impl Fn(&Arc<M>) -> C,
-) -> Result<Box<dyn NestedLists>, LoadError>
+) -> Option<ServerResult<Box<dyn NestedLists + 'a>>>
 where
     K: Send + Sync + Clone + Eq + std::hash::Hash + 'static,
     M: Send + Sync + 'static,
-    C: PlainFields + Send + Sync + 'static,
+    C: PlainFields + Send + Sync + 'a,
     FleetLoader: Loader<K, Value = Children<M>, Error = LoadError>,
 {
-    let lists = try_join_all(items.iter().map(|p| loaders.load_one(key(p)))).await?;
-    let lists: Vec<Vec<C>> = lists
+    let loaders = ctx.data_opt::<Loaders>()?;
+    let lists = match try_join_all(items.iter().map(|p| loaders.load_one(key(p)))).await {
+        Ok(lists) => lists,
+        Err(e) => return Some(Err(load_failed(e, set.pos))),
+    };
+    let groups: Vec<Vec<C>> = lists
         .into_iter()
         .map(|rows| rows.unwrap_or_default().iter().map(&item).collect())
         .collect();
-    Ok(Box::new(lists))
+    prepare_groups(ctx, set, groups).await
 }
 
 fn key_value<M: KeyValueRow>(row: &Arc<M>) -> KeyValue {
@@ -666,7 +703,7 @@ macro_rules! key_value_rows {
     };
 }
 
-key_value_rows!(node_pool_labels, node_pool_annotations);
+key_value_rows!(node_pool_labels, node_pool_annotations, cluster_metadata);
 
 impl PlainFields for KeyValue {
     fn plain(&self, name: &str) -> Option<Value> {

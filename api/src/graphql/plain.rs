@@ -31,10 +31,7 @@ use async_graphql::{
 };
 use futures_util::future::BoxFuture;
 
-use super::{
-    loaders::{LoadError, Loaders},
-    rendered::{Plan, plain_plan, write_items},
-};
+use super::rendered::{Prepared, prepare, write_items};
 
 /// An object type whose plain fields can be read without awaiting anything.
 pub trait PlainFields: ContainerType {
@@ -57,15 +54,19 @@ pub trait PlainFields: ContainerType {
     }
 
     /// For the relation list `name` (no arguments), the lists of all of `items`, loaded at
-    /// once through the request's loaders; `None` if `name` is not such a relation. A list
-    /// of `Self` written as JSON text ([`super::rendered`]) with such a relation selected
-    /// writes it in place instead of resolving it per item: one statement for the whole
-    /// list, as the loaders would batch it, and no future, context or `Value` per item.
-    fn nested<'a>(
-        _loaders: &'a Loaders,
-        _items: &'a [Self],
+    /// once through the request's loaders and prepared for `set` ([`prepare_groups`]);
+    /// `None` if `name` is not such a relation. A list of `Self` written as JSON text
+    /// ([`super::rendered`]) with such a relation selected writes it in place instead of
+    /// resolving it per item: one statement for the whole list, as the loaders would batch
+    /// it, and no future, context or `Value` per item. The future answers `None` if `set`
+    /// is not renderable.
+    #[allow(clippy::type_complexity)]
+    fn nested<'a: 'i, 'i>(
+        _ctx: &'a ContextSelectionSet<'a>,
+        _items: &'i [Self],
         _name: &str,
-    ) -> Option<BoxFuture<'a, Result<Box<dyn NestedLists>, LoadError>>>
+        _set: &'a Positioned<SelectionSet>,
+    ) -> Option<BoxFuture<'i, Option<ServerResult<Box<dyn NestedLists + 'a>>>>>
     where
         Self: Sized,
     {
@@ -74,39 +75,58 @@ pub trait PlainFields: ContainerType {
 }
 
 /// The children of every item of a list under one relation (a page's node pools' servers),
-/// loaded for the whole list at once, for [`super::rendered`].
+/// loaded for the whole list at once and prepared for writing ([`super::rendered`]).
 pub trait NestedLists: Send + Sync {
-    /// The plan of `set` for the children, all of whose selected fields must be plain
-    /// (`None` otherwise); `Some(None)` when no item has a child, as then every list is
-    /// empty whatever is selected.
-    fn plan<'a>(
-        &self,
-        ctx: &ContextSelectionSet<'a>,
-        set: &'a Positioned<SelectionSet>,
-    ) -> Option<Option<Plan<'a>>>;
-
-    /// Writes the children of item `i` as a JSON array by `plan`.
-    fn write(&self, i: usize, plan: Option<&Plan<'_>>, out: &mut Vec<u8>);
+    /// Writes the children of item `i` of the list as a JSON array.
+    fn write(&self, i: usize, out: &mut Vec<u8>);
 }
 
-impl<C: PlainFields + Send + Sync> NestedLists for Vec<Vec<C>> {
-    fn plan<'a>(
-        &self,
-        ctx: &ContextSelectionSet<'a>,
-        set: &'a Positioned<SelectionSet>,
-    ) -> Option<Option<Plan<'a>>> {
-        match self.iter().flatten().next() {
-            Some(first) => Some(Some(plain_plan(ctx, set, first)?)),
-            None => Some(None),
-        }
-    }
+/// The children of each item of a list, as one list of children and each parent's range of
+/// it, prepared by `rendered::prepare` for the whole list of children at once.
+struct Grouped<'a, C> {
+    children: Vec<C>,
+    bounds: Vec<std::ops::Range<usize>>,
+    /// `None` when no parent has a child: every list is then empty, whatever is selected.
+    prepared: Option<Prepared<'a>>,
+}
 
-    fn write(&self, i: usize, plan: Option<&Plan<'_>>, out: &mut Vec<u8>) {
-        match (plan, self.get(i)) {
-            (Some(plan), Some(items)) => write_items(out, items, plan, &[]),
+impl<C: PlainFields + Send + Sync> NestedLists for Grouped<'_, C> {
+    fn write(&self, i: usize, out: &mut Vec<u8>) {
+        match (&self.prepared, self.bounds.get(i)) {
+            (Some(prepared), Some(range)) => {
+                write_items(out, &self.children, range.clone(), prepared)
+            }
             _ => out.extend_from_slice(b"[]"),
         }
     }
+}
+
+/// The lists of `groups` (one per parent, in the parents' order) prepared for `set`:
+/// `None` if the selection is not renderable, `Some(Err)` if a relation failed to load.
+pub(super) async fn prepare_groups<'a, C: PlainFields + Send + Sync + 'a>(
+    ctx: &'a ContextSelectionSet<'a>,
+    set: &'a Positioned<SelectionSet>,
+    groups: Vec<Vec<C>>,
+) -> Option<ServerResult<Box<dyn NestedLists + 'a>>> {
+    let mut bounds = Vec::with_capacity(groups.len());
+    let mut children = Vec::with_capacity(groups.iter().map(Vec::len).sum());
+    for group in groups {
+        let start = children.len();
+        children.extend(group);
+        bounds.push(start..children.len());
+    }
+    // Prepared through a borrow of the children, which it does not keep.
+    let prepared = match prepare(ctx, set, &children).await {
+        None if children.is_empty() => None,
+        None => return None,
+        Some(Ok(prepared)) => Some(prepared),
+        Some(Err(e)) => return Some(Err(e)),
+    };
+    Some(Ok(Box::new(Grouped {
+        children,
+        bounds,
+        prepared,
+    })))
 }
 
 /// `T`, resolved with its plain fields in place.
@@ -126,6 +146,9 @@ impl<T: PlainFields> OutputType for Plain<T> {
         ctx: &ContextSelectionSet<'_>,
         _field: &Positioned<Field>,
     ) -> ServerResult<Value> {
+        if let Some(rendered) = super::rendered::render_object(ctx, &self.0).await {
+            return rendered;
+        }
         resolve(ctx, &self.0).await
     }
 }
@@ -190,9 +213,9 @@ impl<T: PlainFields> OutputType for PlainList<T> {
     async fn resolve(
         &self,
         ctx: &ContextSelectionSet<'_>,
-        field: &Positioned<Field>,
+        _field: &Positioned<Field>,
     ) -> ServerResult<Value> {
-        if let Some(rendered) = super::rendered::render_list(ctx, field, &self.0).await {
+        if let Some(rendered) = super::rendered::render_list(ctx, &self.0).await {
             return rendered;
         }
         let mut values = Vec::with_capacity(self.0.len());

@@ -30,16 +30,13 @@ use std::{
 };
 
 use async_graphql::{
-    ContextSelectionSet, Positioned, Response, ServerResult, Value,
-    parser::types::{ExecutableDocument, Field, Selection, SelectionSet},
+    ContextSelectionSet, Positioned, Response, ServerError, ServerResult, Value,
+    parser::types::{ExecutableDocument, Selection, SelectionSet},
     resolver_utils::EnumType,
 };
 use futures_util::future::join_all;
 
-use super::{
-    loaders::Loaders,
-    plain::{NestedLists, PlainFields, applies},
-};
+use super::plain::{NestedLists, PlainFields, applies};
 
 /// Request data: this response is serialized by [`write_response`].
 pub struct Rendering;
@@ -221,67 +218,23 @@ fn plan<'a, T: PlainFields>(
     Some(())
 }
 
-/// The plan of `set` for items like `first`, all of whose selected fields must be plain.
-pub(super) fn plain_plan<'a, T: PlainFields>(
-    ctx: &ContextSelectionSet<'a>,
+/// A list's plan with the relation lists it names, loaded for the whole list and prepared
+/// in turn: all that writing it needs.
+pub struct Prepared<'a> {
+    plan: Plan<'a>,
+    nested: Vec<Box<dyn NestedLists + 'a>>,
+}
+
+/// Plans `set` for `items` and loads the relation lists it selects (each for all of `items`
+/// at once, [`PlainFields::nested`], and prepared in turn). `None` if a selected field is
+/// neither plain nor such a relation (or a relation's selection is not renderable), or if
+/// there is no item to plan by; `Some(Err)` if loading a relation failed.
+pub(super) async fn prepare<'a: 'i, 'i, T: PlainFields>(
+    ctx: &'a ContextSelectionSet<'a>,
     set: &'a Positioned<SelectionSet>,
-    first: &T,
-) -> Option<Plan<'a>> {
-    let mut out = Plan {
-        fields: Vec::new(),
-        typename: first.introspection_type_name(),
-    };
-    plan(ctx, set, first, &mut out, None, &mut Vec::new())?;
-    Some(out)
-}
-
-/// Writes `items` as a JSON array by `plan`; `nested` holds the relation lists the plan
-/// names, loaded for the whole list, with their own plans.
-pub(super) fn write_items<T: PlainFields>(
-    out: &mut Vec<u8>,
-    items: &[T],
-    plan: &Plan<'_>,
-    nested: &[(Box<dyn NestedLists>, Option<Plan<'_>>)],
-) {
-    out.push(b'[');
-    for (i, item) in items.iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        out.push(b'{');
-        for (j, entry) in plan.fields.iter().enumerate() {
-            if j > 0 {
-                out.push(b',');
-            }
-            write_str(out, entry.key());
-            out.push(b':');
-            match entry {
-                Entry::Plain(_, "__typename") => write_str(out, &plan.typename),
-                // Plain by name: what the first item rendered, every item renders.
-                Entry::Plain(_, name) => {
-                    item.render(name, out);
-                }
-                Entry::Nested(_, k) => {
-                    let (lists, plan) = &nested[*k];
-                    lists.write(i, plan.as_ref(), out);
-                }
-            }
-        }
-        out.push(b'}');
-    }
-    out.push(b']');
-}
-
-/// `items` as JSON text, if the request allows it and every field selected is plain or a
-/// relation list of plain items that `T` loads for the whole list ([`PlainFields::nested`]):
-/// `None` sends the list down the `Value` path, `Some(Err)` if loading a relation failed.
-pub(super) async fn render_list<T: PlainFields>(
-    ctx: &ContextSelectionSet<'_>,
-    field: &Positioned<Field>,
-    items: &[T],
-) -> Option<ServerResult<Value>> {
+    items: &'i [T],
+) -> Option<ServerResult<Prepared<'a>>> {
     let first = items.first()?;
-    ctx.data_opt::<Rendering>()?;
     let mut keys = Plan {
         fields: Vec::new(),
         typename: first.introspection_type_name(),
@@ -289,7 +242,7 @@ pub(super) async fn render_list<T: PlainFields>(
     let mut relations = Vec::new();
     plan(
         ctx,
-        ctx.item,
+        set,
         first,
         &mut keys,
         Some(&mut relations),
@@ -297,30 +250,102 @@ pub(super) async fn render_list<T: PlainFields>(
     )?;
     let mut nested = Vec::with_capacity(relations.len());
     if !relations.is_empty() {
-        let loaders = ctx.data_opt::<Loaders>()?;
         let loads = relations
             .iter()
-            .map(|(name, _)| T::nested(loaders, items, name))
+            .map(|(name, set)| T::nested(ctx, items, name, set))
             .collect::<Option<Vec<_>>>()?;
-        for (loaded, (_, set)) in join_all(loads).await.into_iter().zip(&relations) {
-            let lists = match loaded {
-                Ok(lists) => lists,
-                Err(e) => {
-                    let e = crate::Error::Internal(anyhow::anyhow!("loading children: {e}"));
-                    return Some(Err(
-                        async_graphql::Error::from(e).into_server_error(field.pos)
-                    ));
-                }
-            };
-            // A relation whose selection is not all plain: the whole list takes the `Value`
-            // path (which loads it again).
-            let plan = lists.plan(ctx, set)?;
-            nested.push((lists, plan));
+        for loaded in join_all(loads).await {
+            match loaded? {
+                Ok(lists) => nested.push(lists),
+                Err(e) => return Some(Err(e)),
+            }
         }
         NESTED.fetch_add(nested.len() as u64, Ordering::Relaxed);
     }
-    let mut out = Vec::with_capacity(items.len() * (2 + keys.fields.len() * 32));
-    write_items(&mut out, items, &keys, &nested);
+    Some(Ok(Prepared { plan: keys, nested }))
+}
+
+/// Writes item `i` of `items` as a JSON object by `prepared` (made for `items`).
+pub(super) fn write_item<T: PlainFields>(
+    out: &mut Vec<u8>,
+    items: &[T],
+    i: usize,
+    prepared: &Prepared<'_>,
+) {
+    let plan = &prepared.plan;
+    out.push(b'{');
+    for (j, entry) in plan.fields.iter().enumerate() {
+        if j > 0 {
+            out.push(b',');
+        }
+        write_str(out, entry.key());
+        out.push(b':');
+        match entry {
+            Entry::Plain(_, "__typename") => write_str(out, &plan.typename),
+            // Plain by name: what the first item rendered, every item renders.
+            Entry::Plain(_, name) => {
+                items[i].render(name, out);
+            }
+            Entry::Nested(_, k) => prepared.nested[*k].write(i, out),
+        }
+    }
+    out.push(b'}');
+}
+
+/// Writes items `range` of `items` as a JSON array by `prepared` (made for `items`).
+pub(super) fn write_items<T: PlainFields>(
+    out: &mut Vec<u8>,
+    items: &[T],
+    range: std::ops::Range<usize>,
+    prepared: &Prepared<'_>,
+) {
+    out.push(b'[');
+    for i in range {
+        if out.last() != Some(&b'[') {
+            out.push(b',');
+        }
+        write_item(out, items, i, prepared);
+    }
+    out.push(b']');
+}
+
+/// The error of a relation list that failed to load, at `pos`.
+pub(super) fn load_failed(e: impl std::fmt::Display, pos: async_graphql::Pos) -> ServerError {
+    let e = crate::Error::Internal(anyhow::anyhow!("loading children: {e}"));
+    async_graphql::Error::from(e).into_server_error(pos)
+}
+
+/// `items` as JSON text, if the request allows it and every field selected is plain or a
+/// relation list that `T` loads for the whole list ([`prepare`]): `None` sends the list down
+/// the `Value` path, `Some(Err)` if loading a relation failed.
+pub(super) async fn render_list<T: PlainFields>(
+    ctx: &ContextSelectionSet<'_>,
+    items: &[T],
+) -> Option<ServerResult<Value>> {
+    ctx.data_opt::<Rendering>()?;
+    let prepared = match prepare(ctx, ctx.item, items).await? {
+        Ok(prepared) => prepared,
+        Err(e) => return Some(Err(e)),
+    };
+    let mut out = Vec::with_capacity(items.len() * (2 + prepared.plan.fields.len() * 32));
+    write_items(&mut out, items, 0..items.len(), &prepared);
+    RENDERED.fetch_add(1, Ordering::Relaxed);
+    Some(Ok(Value::Binary(out.into())))
+}
+
+/// `item` as JSON text, under the same conditions as [`render_list`].
+pub(super) async fn render_object<T: PlainFields>(
+    ctx: &ContextSelectionSet<'_>,
+    item: &T,
+) -> Option<ServerResult<Value>> {
+    ctx.data_opt::<Rendering>()?;
+    let items = std::slice::from_ref(item);
+    let prepared = match prepare(ctx, ctx.item, items).await? {
+        Ok(prepared) => prepared,
+        Err(e) => return Some(Err(e)),
+    };
+    let mut out = Vec::new();
+    write_item(&mut out, items, 0, &prepared);
     RENDERED.fetch_add(1, Ordering::Relaxed);
     Some(Ok(Value::Binary(out.into())))
 }

@@ -178,3 +178,65 @@ async fn repeated_lists_and_directives_keep_their_meaning() {
         .await;
     assert_eq!(empty["cluster"]["nodePools"][0]["annotations"], json!([]));
 }
+
+#[tokio::test]
+async fn a_page_of_clusters_renders_its_relations_as_the_value_path_does() {
+    use autoglue::graphql::rendered::nested_lists;
+    let app = spawn_app().await;
+    let cluster = seed(&app).await;
+    let org = app
+        .gql_ok(
+            "query($c: ID!) { cluster(id: $c) { organization { id } } }",
+            json!({ "c": cluster }),
+        )
+        .await["cluster"]["organization"]["id"]
+        .clone();
+    // A second cluster with metadata and no pool or server: its lists are empty.
+    app.create_cluster(
+        org.as_str().unwrap(),
+        r#"name: "empty", metadata: [{key: "team", value: "core"}, {key: "cost", value: "low"}]"#,
+    )
+    .await;
+    let page = "clusters(organizationId: $o, first: 10) { totalCount edges { cursor node {
+        id name __typename ... on Cluster { status k3sVersion } metadata { key value }
+        nodePools { id name role desiredSize labels { key value } annotations { key }
+            servers { id hostname privateIp publicIp role status sshPort } }
+        servers { hostname } } } }";
+    let before = nested_lists();
+    let rendered = text(
+        &app,
+        &format!("query($o: ID!) {{ {page} }}"),
+        json!({ "o": org }),
+    )
+    .await;
+    // Per page: the clusters' metadata, pools and servers; the pools' labels, annotations
+    // and servers.
+    assert!(nested_lists() >= before + 6, "{rendered}");
+    // The `Value` path: a document that repeats an object's key renders nothing.
+    let values = text(
+        &app,
+        &format!("query($o: ID!) {{ t: me {{ id }} t: me {{ id }} {page} }}"),
+        json!({ "o": org }),
+    )
+    .await;
+    assert_eq!(array_at(&rendered, "edges"), array_at(&values, "edges"));
+    let rendered: Value = serde_json::from_str(&rendered).unwrap();
+    assert!(rendered.get("errors").is_none(), "{rendered:#}");
+    let edges = rendered["data"]["clusters"]["edges"].as_array().unwrap();
+    assert_eq!(edges.len(), 2);
+    let (prod, empty) = (&edges[0]["node"], &edges[1]["node"]);
+    assert_eq!(prod["name"], "prod");
+    assert_eq!(prod["nodePools"][0]["labels"].as_array().unwrap().len(), 2);
+    assert_eq!(prod["nodePools"][0]["annotations"], json!([]));
+    assert_eq!(
+        prod["nodePools"][0]["servers"][1]["hostname"],
+        "w2.acme.test"
+    );
+    assert_eq!(prod["servers"].as_array().unwrap().len(), 2);
+    assert_eq!(prod["metadata"], json!([]));
+    assert_eq!(empty["nodePools"], json!([]));
+    assert_eq!(empty["servers"], json!([]));
+    let metadata = empty["metadata"].as_array().unwrap();
+    assert_eq!(metadata.len(), 2);
+    assert!(metadata.contains(&json!({ "key": "team", "value": "core" })));
+}
