@@ -1,16 +1,17 @@
-//! GraphQL over HTTP (`POST` and `GET /graphql`), over WebSocket (`GET /graphql` with an
-//! upgrade, graphql-transport-ws or the older graphql-ws), and the GraphiQL page.
+//! GraphQL over HTTP (`POST` and `GET /graphql`) and over WebSocket (`GET /graphql` with an
+//! upgrade, graphql-transport-ws or the older graphql-ws); the GraphiQL page is
+//! [`super::graphiql`]'s.
 
 use async_graphql::{
     Data,
-    http::{ALL_WEBSOCKET_PROTOCOLS, GraphiQLSource},
+    http::ALL_WEBSOCKET_PROTOCOLS,
     parser::{parse_query, types::OperationType},
 };
 use async_graphql_axum::{GraphQLProtocol, GraphQLRequest, GraphQLWebSocket};
 use axum::{
     extract::{FromRequest, FromRequestParts, Request, State, WebSocketUpgrade},
     http::{HeaderValue, StatusCode, header},
-    response::{Html, IntoResponse, Response},
+    response::{IntoResponse, Response},
 };
 
 use std::{
@@ -175,17 +176,6 @@ fn credentials_from_payload(payload: &serde_json::Value) -> Option<Credentials> 
         return None;
     }
     Some(Credentials::from_headers(&headers))
-}
-
-/// `GET /graphiql`: the GraphiQL explorer, subscriptions over the same `/graphql` endpoint.
-pub async fn graphiql() -> Html<String> {
-    Html(
-        GraphiQLSource::build()
-            .endpoint("/graphql")
-            .subscription_endpoint("/graphql")
-            .title("Autoglue GraphiQL")
-            .finish(),
-    )
 }
 
 /// The size of the last response, as the first guess for the next one's buffer.

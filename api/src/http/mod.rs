@@ -1,5 +1,6 @@
 //! The HTTP surface: routes and the middleware stack around them.
 
+mod graphiql;
 mod graphql;
 mod health;
 mod oidc;
@@ -64,7 +65,8 @@ pub fn router(app: AppState) -> Router {
         .layer(RequestBodyLimitLayer::new(BODY_LIMIT));
     Router::new()
         .route("/graphql", get(graphql::get).post(graphql::post))
-        .route("/graphiql", get(graphql::graphiql))
+        .route("/graphiql", get(graphiql::page))
+        .route("/graphiql/assets/{name}", get(graphiql::asset))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/version", get(health::version))

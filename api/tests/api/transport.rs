@@ -92,12 +92,55 @@ async fn subscriptions_stream_over_graphql_transport_ws() {
 }
 
 #[tokio::test]
-async fn graphiql_is_served() {
+async fn graphiql_is_served_with_its_assets_from_the_binary() {
     let app = spawn_app().await;
     let resp = app.http.get(app.url("/graphiql")).send().await.unwrap();
     assert_eq!(resp.status(), 200);
     let html = resp.text().await.unwrap();
-    assert!(html.contains("/graphql"));
+    assert!(html.contains("new URL('/graphql'"), "{html}");
+    // Every script and stylesheet comes from this server: the page works offline.
+    let sources: Vec<&str> = html
+        .split(['"', '\''])
+        .filter(|s| s.ends_with(".js") || s.ends_with(".css"))
+        .collect();
+    assert_eq!(sources.len(), 4, "{sources:?}");
+    for source in sources {
+        assert!(source.starts_with("/graphiql/assets/"), "{source}");
+        let asset = app
+            .http
+            .get(app.url(source))
+            .header("accept-encoding", "gzip, deflate, br")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(asset.status(), 200, "{source}");
+        let kind = asset.headers()["content-type"].to_str().unwrap().to_owned();
+        let expected = if source.ends_with(".js") {
+            "text/javascript"
+        } else {
+            "text/css"
+        };
+        assert!(kind.starts_with(expected), "{source}: {kind}");
+        assert_eq!(asset.headers()["content-encoding"], "gzip");
+        let body = asset.bytes().await.unwrap();
+        assert_eq!(&body[..2], &[0x1f, 0x8b], "{source}");
+        assert!(body.len() > 4_000, "{source}: {} bytes", body.len());
+    }
+    // A client that does not take gzip is told so; an unknown asset does not exist.
+    let refused = app
+        .http
+        .get(app.url("/graphiql/assets/react.production.min.js"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 406);
+    let missing = app
+        .http
+        .get(app.url("/graphiql/assets/nope.js"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), 404);
 }
 
 #[tokio::test]
