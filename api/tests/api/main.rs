@@ -13,6 +13,7 @@ mod credentials;
 mod cross_org;
 mod dns;
 mod fleet;
+mod graphiql;
 mod health;
 mod helpers;
 mod identity;
