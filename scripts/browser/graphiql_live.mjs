@@ -65,7 +65,9 @@ try {
   while (Date.now() < deadline) {
     const text = await response();
     if (text && shown[shown.length - 1] !== text) shown.push(text);
-    if (/"status": "SUCCEEDED"[\s\S]*"status": "SUCCEEDED"[\s\S]*"status": "SUCCEEDED"/.test(text)) break;
+    // The run's last event: RUN, SUCCEEDED (earlier events may show the run finished too,
+    // as it is when they are delivered).
+    if (/"type": "RUN",\s*"status": "SUCCEEDED"/.test(text)) break;
     await page.waitForTimeout(100);
   }
 } catch (e) {

@@ -513,22 +513,8 @@ impl PlainFields for Cluster {
         set: &'a Positioned<SelectionSet>,
     ) -> Option<BoxFuture<'i, Option<ServerResult<Box<dyn NestedLists + 'a>>>>> {
         Some(match name {
-            "nodePools" => children(
-                ctx,
-                set,
-                items,
-                |c| PoolsOfCluster(c.0.id),
-                |p| NodePool(p.clone()),
-            )
-            .boxed(),
-            "servers" => children(
-                ctx,
-                set,
-                items,
-                |c| ServersOfCluster(c.0.id),
-                |s| Server(s.clone()),
-            )
-            .boxed(),
+            "nodePools" => children(ctx, set, items, |c| PoolsOfCluster(c.0.id), pool).boxed(),
+            "servers" => children(ctx, set, items, |c| ServersOfCluster(c.0.id), server).boxed(),
             "metadata" => {
                 children(ctx, set, items, |c| MetadataOfCluster(c.0.id), key_value).boxed()
             }
@@ -637,14 +623,7 @@ impl PlainFields for NodePool {
             "annotations" => {
                 children(ctx, set, items, |p| AnnotationsOfPool(p.0.id), key_value).boxed()
             }
-            "servers" => children(
-                ctx,
-                set,
-                items,
-                |p| ServersOfPool(p.0.id),
-                |s| Server(s.clone()),
-            )
-            .boxed(),
+            "servers" => children(ctx, set, items, |p| ServersOfPool(p.0.id), server).boxed(),
             _ => return None,
         })
     }
@@ -675,6 +654,14 @@ where
         .map(|rows| rows.unwrap_or_default().iter().map(&item).collect())
         .collect();
     prepare_groups(ctx, set, groups).await
+}
+
+fn pool(row: &Arc<node_pools::Model>) -> NodePool {
+    NodePool(row.clone())
+}
+
+fn server(row: &Arc<servers::Model>) -> Server {
+    Server(row.clone())
 }
 
 fn key_value<M: KeyValueRow>(row: &Arc<M>) -> KeyValue {
