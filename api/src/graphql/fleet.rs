@@ -12,10 +12,7 @@ use entity::{
     },
     node_pools, servers,
 };
-use futures_util::{
-    FutureExt,
-    future::{BoxFuture, try_join_all},
-};
+use futures_util::{FutureExt, future::try_join_all};
 use secrecy::SecretString;
 use std::sync::Arc;
 use uuid::Uuid;
@@ -29,7 +26,7 @@ use super::{
         PoolsOfCluster, ServersOfCluster, ServersOfPool, TaintsOfPool,
     },
     organizations::Organization,
-    plain::{NestedLists, Plain, PlainFields, PlainList, prepare_groups},
+    plain::{NestedLists, NestedLoad, Plain, PlainFields, PlainList, prepare_groups},
     relay::{
         ConnectionFields, GlobalId, IdConnection, NodeKind, OrderedConnection, PageArgs,
         connection, ordered_connection,
@@ -511,7 +508,7 @@ impl PlainFields for Cluster {
         items: &'i [Self],
         name: &str,
         set: &'a Positioned<SelectionSet>,
-    ) -> Option<BoxFuture<'i, Option<ServerResult<Box<dyn NestedLists + 'a>>>>> {
+    ) -> Option<NestedLoad<'a, 'i>> {
         Some(match name {
             "nodePools" => children(ctx, set, items, |c| PoolsOfCluster(c.0.id), pool).boxed(),
             "servers" => children(ctx, set, items, |c| ServersOfCluster(c.0.id), server).boxed(),
@@ -617,7 +614,7 @@ impl PlainFields for NodePool {
         items: &'i [Self],
         name: &str,
         set: &'a Positioned<SelectionSet>,
-    ) -> Option<BoxFuture<'i, Option<ServerResult<Box<dyn NestedLists + 'a>>>>> {
+    ) -> Option<NestedLoad<'a, 'i>> {
         Some(match name {
             "labels" => children(ctx, set, items, |p| LabelsOfPool(p.0.id), key_value).boxed(),
             "annotations" => {

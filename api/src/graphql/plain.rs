@@ -60,19 +60,22 @@ pub trait PlainFields: ContainerType {
     /// resolving it per item: one statement for the whole list, as the loaders would batch
     /// it, and no future, context or `Value` per item. The future answers `None` if `set`
     /// is not renderable.
-    #[allow(clippy::type_complexity)]
     fn nested<'a: 'i, 'i>(
         _ctx: &'a ContextSelectionSet<'a>,
         _items: &'i [Self],
         _name: &str,
         _set: &'a Positioned<SelectionSet>,
-    ) -> Option<BoxFuture<'i, Option<ServerResult<Box<dyn NestedLists + 'a>>>>>
+    ) -> Option<NestedLoad<'a, 'i>>
     where
         Self: Sized,
     {
         None
     }
 }
+
+/// Loading a relation for a whole list ([`PlainFields::nested`]): the prepared lists, `None`
+/// if the relation's selection is not renderable, or the error of a failed load.
+pub type NestedLoad<'a, 'i> = BoxFuture<'i, Option<ServerResult<Box<dyn NestedLists + 'a>>>>;
 
 /// The children of every item of a list under one relation (a page's node pools' servers),
 /// loaded for the whole list at once and prepared for writing ([`super::rendered`]).
