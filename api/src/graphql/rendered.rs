@@ -20,8 +20,9 @@
 //! node pools with their labels and servers): the type loads each such relation for the whole
 //! list at once through the request's loaders ([`PlainFields::nested`]), one statement as the
 //! per-item resolvers would batch it, and the children are written in place. The pools then
-//! cost no future, context, `Value` or merge each, nor do their two lists. A relation whose
-//! selection is not all plain sends the list down the `Value` path, which loads it again.
+//! cost no future, context, `Value` or merge each, nor do their two lists. A relation the type
+//! cannot load this way, or whose selection is not renderable in turn, sends the list down
+//! the `Value` path, which loads it again.
 
 use std::{
     borrow::Cow,
@@ -141,15 +142,15 @@ impl Entry<'_> {
 /// plan once the plan of the list itself is made.
 type Relation<'a> = (&'a str, &'a Positioned<SelectionSet>);
 
-/// Adds the fields of `set` for items like `first` to `plan`, or answers `None` if a
-/// selected field is neither plain nor, where `relations` is given, a relation list without
-/// arguments (added there, to be loaded for the whole list).
+/// Adds the fields of `set` for items like `first` to `plan_to`, and the relation lists it
+/// selects (fields that are not plain) to `relations`, to be loaded for the whole list;
+/// `None` if a field has arguments or a directive, or a relation is selected twice.
 fn plan<'a, T: PlainFields>(
     ctx: &ContextSelectionSet<'a>,
     set: &'a Positioned<SelectionSet>,
     first: &T,
     plan_to: &mut Plan<'a>,
-    mut relations: Option<&mut Vec<Relation<'a>>>,
+    relations: &mut Vec<Relation<'a>>,
     scratch: &mut Vec<u8>,
 ) -> Option<()> {
     for item in &set.node.items {
@@ -175,7 +176,6 @@ fn plan<'a, T: PlainFields>(
                 if name == "__typename" || first.render(name, scratch) {
                     plan_to.fields.push(Entry::Plain(key, name));
                 } else {
-                    let relations = relations.as_deref_mut()?;
                     plan_to.fields.push(Entry::Nested(key, relations.len()));
                     relations.push((name, &f.node.selection_set));
                 }
@@ -190,15 +190,8 @@ fn plan<'a, T: PlainFields>(
                     .as_ref()
                     .map(|c| c.node.on.node.as_str());
                 if applies(ctx, first, condition) {
-                    let relations = relations.as_deref_mut();
-                    plan(
-                        ctx,
-                        &f.node.selection_set,
-                        first,
-                        plan_to,
-                        relations,
-                        scratch,
-                    )?;
+                    let set = &f.node.selection_set;
+                    plan(ctx, set, first, plan_to, relations, scratch)?;
                 }
             }
             Selection::FragmentSpread(s) => {
@@ -208,7 +201,6 @@ fn plan<'a, T: PlainFields>(
                 let fragment = ctx.query_env.fragments.get(&s.node.fragment_name.node)?;
                 let condition = fragment.node.type_condition.node.on.node.as_str();
                 if applies(ctx, first, Some(condition)) {
-                    let relations = relations.as_deref_mut();
                     let set = &fragment.node.selection_set;
                     plan(ctx, set, first, plan_to, relations, scratch)?;
                 }
@@ -240,14 +232,7 @@ pub(super) async fn prepare<'a: 'i, 'i, T: PlainFields>(
         typename: first.introspection_type_name(),
     };
     let mut relations = Vec::new();
-    plan(
-        ctx,
-        set,
-        first,
-        &mut keys,
-        Some(&mut relations),
-        &mut Vec::new(),
-    )?;
+    plan(ctx, set, first, &mut keys, &mut relations, &mut Vec::new())?;
     let mut nested = Vec::with_capacity(relations.len());
     if !relations.is_empty() {
         let loads = relations
