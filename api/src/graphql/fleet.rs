@@ -262,14 +262,7 @@ impl Cluster {
     /// Free-form metadata, unique keys.
     async fn metadata(&self, ctx: &Context<'_>) -> Result<PlainList<KeyValue>> {
         let rows = load(ctx, MetadataOfCluster(self.0.id)).await?;
-        Ok(rows
-            .iter()
-            .map(|m| KeyValue {
-                key: m.key.clone(),
-                value: m.value.clone(),
-            })
-            .collect::<Vec<_>>()
-            .into())
+        Ok(rows.iter().map(key_value).collect::<Vec<_>>().into())
     }
     async fn node_pools(&self, ctx: &Context<'_>) -> Result<PlainList<NodePool>> {
         Ok(load(ctx, PoolsOfCluster(self.0.id))
@@ -382,25 +375,11 @@ impl NodePool {
     }
     async fn labels(&self, ctx: &Context<'_>) -> Result<PlainList<KeyValue>> {
         let rows = load(ctx, LabelsOfPool(self.0.id)).await?;
-        Ok(rows
-            .iter()
-            .map(|l| KeyValue {
-                key: l.key.clone(),
-                value: l.value.clone(),
-            })
-            .collect::<Vec<_>>()
-            .into())
+        Ok(rows.iter().map(key_value).collect::<Vec<_>>().into())
     }
     async fn annotations(&self, ctx: &Context<'_>) -> Result<PlainList<KeyValue>> {
         let rows = load(ctx, AnnotationsOfPool(self.0.id)).await?;
-        Ok(rows
-            .iter()
-            .map(|a| KeyValue {
-                key: a.key.clone(),
-                value: a.value.clone(),
-            })
-            .collect::<Vec<_>>()
-            .into())
+        Ok(rows.iter().map(key_value).collect::<Vec<_>>().into())
     }
     async fn taints(&self, ctx: &Context<'_>) -> Result<Vec<Taint>> {
         let rows = load(ctx, TaintsOfPool(self.0.id)).await?;
