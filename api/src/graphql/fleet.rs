@@ -2,15 +2,17 @@
 
 use async_graphql::{
     Context, ContextSelectionSet, ID, InputObject, InputType, MaybeUndefined, Object, Positioned,
-    ScalarType, ServerResult, SimpleObject, Value, dataloader::Loader, parser::types::SelectionSet,
+    ScalarType, ServerResult, SimpleObject, Value,
+    dataloader::Loader,
+    parser::types::{Selection, SelectionSet},
 };
 use chrono::{DateTime, Utc};
 use entity::{
-    clusters,
+    cluster_metadata, clusters,
     enums::{
         ClusterStatus, LoadBalancerPurpose, NodePoolRole, ServerRole, ServerStatus, TaintEffect,
     },
-    node_pools, servers,
+    node_pool_annotations, node_pool_labels, node_pools, servers,
 };
 use futures_util::{FutureExt, future::try_join_all};
 use secrecy::SecretString;
@@ -22,7 +24,7 @@ use super::{
     load_balancers::LoadBalancer,
     loaders::{
         AnnotationsOfPool, Children, ControlPlaneRecordOfCluster, DomainInOrg, FleetLoader,
-        LabelsOfPool, LoadBalancersOfCluster, LoadError, Loaders, MetadataOfCluster,
+        LabelsOfPool, LoadBalancersOfCluster, LoadError, Loaders, MetadataOfCluster, Narrow,
         PoolsOfCluster, ServersOfCluster, ServersOfPool, TaintsOfPool,
     },
     organizations::Organization,
@@ -32,6 +34,7 @@ use super::{
         connection, ordered_connection,
     },
     rendered::{load_failed, write_enum, write_int, write_opt_str, write_str, write_value},
+    rows::Columns,
     state,
 };
 use crate::{
@@ -489,10 +492,25 @@ impl PlainFields for Cluster {
         set: &'a Positioned<SelectionSet>,
     ) -> Option<NestedLoad<'a, 'i>> {
         Some(match name {
-            "nodePools" => children(ctx, set, items, |c| PoolsOfCluster(c.0.id), pool).boxed(),
-            "servers" => children(ctx, set, items, |c| ServersOfCluster(c.0.id), server).boxed(),
+            "nodePools" => {
+                let key = |c: &Self| PoolsOfCluster(c.0.id);
+                children(ctx, set, items, key, pool, NodePool::columns).boxed()
+            }
+            "servers" => {
+                let key = |c: &Self| ServersOfCluster(c.0.id);
+                children(ctx, set, items, key, server, Server::columns).boxed()
+            }
             "metadata" => {
-                children(ctx, set, items, |c| MetadataOfCluster(c.0.id), key_value).boxed()
+                let key = |c: &Self| MetadataOfCluster(c.0.id);
+                children(
+                    ctx,
+                    set,
+                    items,
+                    key,
+                    key_value,
+                    key_value_columns::<cluster_metadata::Model>,
+                )
+                .boxed()
             }
             _ => return None,
         })
@@ -595,33 +613,64 @@ impl PlainFields for NodePool {
         set: &'a Positioned<SelectionSet>,
     ) -> Option<NestedLoad<'a, 'i>> {
         Some(match name {
-            "labels" => children(ctx, set, items, |p| LabelsOfPool(p.0.id), key_value).boxed(),
-            "annotations" => {
-                children(ctx, set, items, |p| AnnotationsOfPool(p.0.id), key_value).boxed()
+            "labels" => {
+                let key = |p: &Self| LabelsOfPool(p.0.id);
+                children(
+                    ctx,
+                    set,
+                    items,
+                    key,
+                    key_value,
+                    key_value_columns::<node_pool_labels::Model>,
+                )
+                .boxed()
             }
-            "servers" => children(ctx, set, items, |p| ServersOfPool(p.0.id), server).boxed(),
+            "annotations" => {
+                let key = |p: &Self| AnnotationsOfPool(p.0.id);
+                children(
+                    ctx,
+                    set,
+                    items,
+                    key,
+                    key_value,
+                    key_value_columns::<node_pool_annotations::Model>,
+                )
+                .boxed()
+            }
+            "servers" => {
+                let key = |p: &Self| ServersOfPool(p.0.id);
+                children(ctx, set, items, key, server, Server::columns).boxed()
+            }
             _ => return None,
         })
     }
 }
 
 /// The children of each of `items` (keyed by `key`, each turned into `C` by `item`) through
-/// the request's loaders, in one batch, prepared for `set`.
+/// the request's loaders, in one batch, prepared for `set`. Only the columns that the fields
+/// of `set` need are read, as `columns` maps a field of `C` to them (all, if one is not
+/// mapped): the rows become `C`s that only this list writes, by those fields.
 async fn children<'a: 'i, 'i, P, K, M, C>(
     ctx: &'a ContextSelectionSet<'a>,
     set: &'a Positioned<SelectionSet>,
     items: &'i [P],
     key: impl Fn(&P) -> K,
     item: impl Fn(&Arc<M>) -> C,
+    columns: fn(&str) -> Option<Columns>,
 ) -> Option<ServerResult<Box<dyn NestedLists + 'a>>>
 where
-    K: Send + Sync + Clone + Eq + std::hash::Hash + 'static,
+    K: Send + Sync + Copy + Eq + std::hash::Hash + 'static,
     M: Send + Sync + 'static,
     C: PlainFields + Send + Sync + 'a,
-    FleetLoader: Loader<K, Value = Children<M>, Error = LoadError>,
+    FleetLoader: Loader<Narrow<K>, Value = Children<M>, Error = LoadError>,
 {
     let loaders = ctx.data_opt::<Loaders>()?;
-    let lists = match try_join_all(items.iter().map(|p| loaders.load_one(key(p)))).await {
+    let columns = selected_columns(ctx, set, columns, 0).unwrap_or(Columns::ALL);
+    let keys = items.iter().map(|p| Narrow {
+        key: key(p),
+        columns,
+    });
+    let lists = match try_join_all(keys.map(|k| loaders.load_one(k))).await {
         Ok(lists) => lists,
         Err(e) => return Some(Err(load_failed(e, set.pos))),
     };
@@ -630,6 +679,91 @@ where
         .map(|rows| rows.unwrap_or_default().iter().map(&item).collect())
         .collect();
     prepare_groups(ctx, set, groups).await
+}
+
+/// The columns the fields of `set` read, as `columns` maps each field (fragments of any
+/// type condition included: more columns than needed is harmless); `None` if a field is
+/// not mapped.
+fn selected_columns(
+    ctx: &ContextSelectionSet<'_>,
+    set: &Positioned<SelectionSet>,
+    columns: fn(&str) -> Option<Columns>,
+    depth: usize,
+) -> Option<Columns> {
+    if depth > 16 {
+        return None;
+    }
+    let mut all = Columns::NONE;
+    for item in &set.node.items {
+        let more = match &item.node {
+            Selection::Field(f) => match f.node.name.node.as_str() {
+                "__typename" => continue,
+                name => columns(name)?,
+            },
+            Selection::InlineFragment(f) => {
+                selected_columns(ctx, &f.node.selection_set, columns, depth + 1)?
+            }
+            Selection::FragmentSpread(s) => {
+                let fragment = ctx.query_env.fragments.get(&s.node.fragment_name.node)?;
+                selected_columns(ctx, &fragment.node.selection_set, columns, depth + 1)?
+            }
+        };
+        all = all.and(more);
+    }
+    Some(all)
+}
+
+/// `Columns` of the `Column` variants given.
+macro_rules! columns {
+    ($($column:expr),* $(,)?) => {
+        Columns::at(&[$($column as usize),*])
+    };
+}
+
+impl Server {
+    /// The columns the plain field `name` writes ([`PlainFields::render`]).
+    fn columns(name: &str) -> Option<Columns> {
+        use servers::Column as C;
+        Some(match name {
+            "id" => columns![C::Id],
+            "hostname" => columns![C::Hostname],
+            "publicIp" => columns![C::PublicIp],
+            "privateIp" => columns![C::PrivateIp],
+            "role" => columns![C::Role],
+            "status" => columns![C::Status],
+            "statusMessage" => columns![C::StatusMessage],
+            "sshUser" => columns![C::SshUser],
+            "sshPort" => columns![C::SshPort],
+            "hostKey" => columns![C::HostKey],
+            "sshKeyId" => columns![C::SshKeyId],
+            "createdAt" => columns![C::CreatedAt],
+            _ => return None,
+        })
+    }
+}
+
+impl NodePool {
+    /// The columns the plain field or relation list `name` reads ([`PlainFields::render`],
+    /// [`PlainFields::nested`]).
+    fn columns(name: &str) -> Option<Columns> {
+        use node_pools::Column as C;
+        Some(match name {
+            "id" | "labels" | "annotations" | "servers" => columns![C::Id],
+            "name" => columns![C::Name],
+            "role" => columns![C::Role],
+            "desiredSize" => columns![C::DesiredSize],
+            _ => return None,
+        })
+    }
+}
+
+/// The columns of a key-value row that the field `name` of [`KeyValue`] reads.
+fn key_value_columns<M: KeyValueRow>(name: &str) -> Option<Columns> {
+    match name {
+        "key" => Some(M::KEY),
+        "value" => Some(M::VALUE),
+        _ => None,
+    }
 }
 
 fn pool(row: &Arc<node_pools::Model>) -> NodePool {
@@ -649,6 +783,9 @@ fn key_value<M: KeyValueRow>(row: &Arc<M>) -> KeyValue {
 
 /// A row of key and value (a label, an annotation).
 trait KeyValueRow {
+    /// The columns of the key and of the value.
+    const KEY: Columns;
+    const VALUE: Columns;
     fn key(&self) -> &str;
     fn value(&self) -> &str;
 }
@@ -656,6 +793,8 @@ trait KeyValueRow {
 macro_rules! key_value_rows {
     ($($module:ident),+) => {
         $(impl KeyValueRow for entity::$module::Model {
+            const KEY: Columns = Columns::of(entity::$module::Column::Key as usize);
+            const VALUE: Columns = Columns::of(entity::$module::Column::Value as usize);
             fn key(&self) -> &str {
                 &self.key
             }

@@ -15,7 +15,10 @@ use std::{
     any::{Any, TypeId},
     collections::{HashMap, HashSet},
     hash::Hash,
-    sync::{Arc, Mutex, Weak},
+    sync::{
+        Arc, Mutex, Weak,
+        atomic::{AtomicU64, Ordering},
+    },
 };
 
 use async_graphql::dataloader::Loader;
@@ -32,7 +35,7 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-use super::rows;
+use super::rows::{self, Columns};
 
 /// Loads the children of fleet objects in batches.
 pub struct FleetLoader {
@@ -219,8 +222,48 @@ fn group<K: Hash + Eq + Copy, M: Id>(
     map
 }
 
+/// The children `key` names, reading only `columns` of each (their id and parent column
+/// too, which grouping them needs): models whose other fields hold blanks
+/// ([`rows::some`]), for a rendered list that writes only fields of those columns. Kept
+/// under keys of their own, so a resolver, which loads by the plain key, never sees one.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Narrow<K> {
+    pub key: K,
+    pub columns: Columns,
+}
+
+static NARROWED: AtomicU64 = AtomicU64::new(0);
+
+/// How many statements this process has run for [`Narrow`] keys reading fewer than all of
+/// their table's columns (tests check that the narrow path is taken).
+pub fn narrowed_reads() -> u64 {
+    NARROWED.load(Ordering::Relaxed)
+}
+
+/// Loads the children `keys` name, `columns` of them, grouped by `parent` in `key`s.
+async fn load_children<K, E>(
+    loader: &FleetLoader,
+    keys: &[K],
+    column: E::Column,
+    parent: impl Fn(&E::Model) -> Uuid,
+    key: impl Fn(Uuid) -> K,
+    columns: Columns,
+) -> Result<HashMap<K, Children<E::Model>>, LoadError>
+where
+    K: Hash + Eq + Copy + Parent,
+    E: EntityTrait,
+    E::Model: rows::Decode + Id,
+{
+    let ids: Vec<Uuid> = keys.iter().map(|k| k.parent()).collect();
+    let select = E::find().filter(loader.one_of(column, ids));
+    let rows = rows::some(&loader.db, select, columns)
+        .await
+        .map_err(Arc::new)?;
+    Ok(group(keys, rows, |r| key(parent(r))))
+}
+
 macro_rules! children {
-    ($key:ident, $entity:ident, $column:ident, $parent:ident, $doc:literal) => {
+    ($key:ident, $entity:ident, $column:ident, |$row:ident| $parent:expr, $doc:literal) => {
         #[doc = $doc]
         #[derive(Clone, Copy, PartialEq, Eq, Hash)]
         pub struct $key(pub Uuid);
@@ -230,50 +273,112 @@ macro_rules! children {
             type Error = LoadError;
 
             async fn load(&self, keys: &[$key]) -> Result<HashMap<$key, Self::Value>, Self::Error> {
-                let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
-                let select =
-                    $entity::Entity::find().filter(self.one_of($entity::Column::$column, ids));
-                let rows = rows::all(&self.db, select).await.map_err(Arc::new)?;
-                Ok(group(keys, rows, |r| $key(r.$parent)))
+                load_children::<_, $entity::Entity>(
+                    self,
+                    keys,
+                    $entity::Column::$column,
+                    |$row: &$entity::Model| $parent,
+                    $key,
+                    Columns::ALL,
+                )
+                .await
+            }
+        }
+
+        impl Loader<Narrow<$key>> for FleetLoader {
+            type Value = Children<$entity::Model>;
+            type Error = LoadError;
+
+            async fn load(
+                &self,
+                keys: &[Narrow<$key>],
+            ) -> Result<HashMap<Narrow<$key>, Self::Value>, Self::Error> {
+                let grouping = Columns::at(&[
+                    $entity::Column::Id as usize,
+                    $entity::Column::$column as usize,
+                ]);
+                let columns = keys.iter().fold(grouping, |c, k| c.and(k.columns));
+                if columns != Columns::ALL {
+                    NARROWED.fetch_add(1, Ordering::Relaxed);
+                }
+                let plain: Vec<$key> = keys.iter().map(|k| k.key).collect();
+                let mut lists = load_children::<_, $entity::Entity>(
+                    self,
+                    &plain,
+                    $entity::Column::$column,
+                    |$row: &$entity::Model| $parent,
+                    $key,
+                    columns,
+                )
+                .await?;
+                Ok(keys
+                    .iter()
+                    .map(|k| (*k, lists.remove(&k.key).unwrap_or_default()))
+                    .collect())
+            }
+        }
+
+        impl Parent for $key {
+            fn parent(&self) -> Uuid {
+                self.0
             }
         }
     };
+}
+
+/// The id of the parent whose children a key names.
+trait Parent {
+    fn parent(&self) -> Uuid;
 }
 
 children!(
     PoolsOfCluster,
     node_pools,
     ClusterId,
-    cluster_id,
+    |r| r.cluster_id,
     "The node pools of a cluster."
 );
 children!(
     MetadataOfCluster,
     cluster_metadata,
     ClusterId,
-    cluster_id,
+    |r| r.cluster_id,
     "The metadata of a cluster."
 );
 children!(
     LabelsOfPool,
     node_pool_labels,
     NodePoolId,
-    node_pool_id,
+    |r| r.node_pool_id,
     "The labels of a node pool."
 );
 children!(
     AnnotationsOfPool,
     node_pool_annotations,
     NodePoolId,
-    node_pool_id,
+    |r| r.node_pool_id,
     "The annotations of a node pool."
 );
 children!(
     TaintsOfPool,
     node_pool_taints,
     NodePoolId,
-    node_pool_id,
+    |r| r.node_pool_id,
     "The taints of a node pool."
+);
+children!(
+    ServersOfCluster,
+    servers,
+    ClusterId,
+    |r| r.cluster_id.unwrap_or_default(),
+    "The servers of a cluster."
+);
+children!(
+    ServersOfPool,
+    servers,
+    NodePoolId,
+    |r| r.node_pool_id.unwrap_or_default(),
+    "The servers of a node pool."
 );
 
 /// The steps of a workflow run (in id order; callers sort by position).
@@ -295,48 +400,6 @@ impl Loader<StepsOfRun> for FleetLoader {
             .await
             .map_err(Arc::new)?;
         Ok(group(keys, rows, |r| StepsOfRun(r.run_id)))
-    }
-}
-
-/// The servers of a cluster.
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
-pub struct ServersOfCluster(pub Uuid);
-
-impl Loader<ServersOfCluster> for FleetLoader {
-    type Value = Children<servers::Model>;
-    type Error = LoadError;
-
-    async fn load(
-        &self,
-        keys: &[ServersOfCluster],
-    ) -> Result<HashMap<ServersOfCluster, Self::Value>, Self::Error> {
-        let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
-        let select = servers::Entity::find().filter(self.one_of(servers::Column::ClusterId, ids));
-        let rows = rows::all(&self.db, select).await.map_err(Arc::new)?;
-        Ok(group(keys, rows, |r| {
-            ServersOfCluster(r.cluster_id.unwrap_or_default())
-        }))
-    }
-}
-
-/// The servers of a node pool.
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
-pub struct ServersOfPool(pub Uuid);
-
-impl Loader<ServersOfPool> for FleetLoader {
-    type Value = Children<servers::Model>;
-    type Error = LoadError;
-
-    async fn load(
-        &self,
-        keys: &[ServersOfPool],
-    ) -> Result<HashMap<ServersOfPool, Self::Value>, Self::Error> {
-        let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
-        let select = servers::Entity::find().filter(self.one_of(servers::Column::NodePoolId, ids));
-        let rows = rows::all(&self.db, select).await.map_err(Arc::new)?;
-        Ok(group(keys, rows, |r| {
-            ServersOfPool(r.node_pool_id.unwrap_or_default())
-        }))
     }
 }
 

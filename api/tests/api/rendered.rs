@@ -240,3 +240,117 @@ async fn a_page_of_clusters_renders_its_relations_as_the_value_path_does() {
     assert_eq!(metadata.len(), 2);
     assert!(metadata.contains(&json!({ "key": "team", "value": "core" })));
 }
+
+/// Relation lists written as JSON text read only the columns their selected fields write
+/// (`loaders::Narrow`): each field alone answers what the `Value` path (all columns) answers,
+/// with every column of the rows set, so a field whose column was left out would show.
+#[tokio::test]
+async fn narrowed_reads_answer_every_field_as_the_value_path_does() {
+    use autoglue::graphql::loaders::narrowed_reads;
+    use entity::{servers, ssh_keys};
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, sea_query::Expr};
+
+    let app = spawn_app().await;
+    let cluster = seed(&app).await;
+    let org = app
+        .gql_ok(
+            "query($c: ID!) { cluster(id: $c) { organization { id } } }",
+            json!({ "c": cluster }),
+        )
+        .await["cluster"]["organization"]["id"]
+        .clone();
+    app.gql_ok(
+        "mutation($o: ID!) { generateSshKey(input: {organizationId: $o, name: \"ops\", algorithm: ED25519}) { sshKey { id } } }",
+        json!({ "o": org }),
+    )
+    .await;
+    app.gql_ok(
+        "mutation($c: ID!) { updateCluster(input: {id: $c, metadata: [{key: \"team\", value: \"core\"}]}) { cluster { id } } }",
+        json!({ "c": cluster }),
+    )
+    .await;
+    let key = ssh_keys::Entity::find()
+        .one(&app.state.db)
+        .await
+        .unwrap()
+        .expect("the key");
+    // The columns no mutation sets directly.
+    servers::Entity::update_many()
+        .col_expr(servers::Column::SshKeyId, Expr::value(key.id))
+        .col_expr(
+            servers::Column::HostKey,
+            Expr::value("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIExample"),
+        )
+        .col_expr(
+            servers::Column::StatusMessage,
+            Expr::value("waiting for SSH"),
+        )
+        .filter(servers::Column::Hostname.ne(""))
+        .exec(&app.state.db)
+        .await
+        .unwrap();
+
+    let server_fields = [
+        "id",
+        "hostname",
+        "publicIp",
+        "privateIp",
+        "role",
+        "status",
+        "statusMessage",
+        "sshUser",
+        "sshPort",
+        "hostKey",
+        "sshKeyId",
+        "createdAt",
+        "__typename",
+    ];
+    let mut selections: Vec<String> = server_fields
+        .iter()
+        .map(|f| format!("servers {{ {f} }} nodePools {{ servers {{ {f} }} }}"))
+        .collect();
+    for f in ["id", "name", "role", "desiredSize"] {
+        selections.push(format!("nodePools {{ {f} labels {{ key }} }}"));
+    }
+    for f in ["key", "value"] {
+        selections.push(format!(
+            "metadata {{ {f} }} nodePools {{ labels {{ {f} }} annotations {{ {f} }} }}"
+        ));
+    }
+    for selection in selections {
+        let body = format!("cluster(id: $c) {{ {selection} }} }}");
+        let before = narrowed_reads();
+        let rendered = text(
+            &app,
+            &format!("query($c: ID!) {{ {body}"),
+            json!({ "c": cluster }),
+        )
+        .await;
+        assert!(narrowed_reads() > before, "not narrowed: {selection}");
+        let values = text(
+            &app,
+            &format!("query($c: ID!) {{ t: me {{ id }} t: me {{ id }} {body}"),
+            json!({ "c": cluster }),
+        )
+        .await;
+        let (rendered, values): (Value, Value) = (
+            serde_json::from_str(&rendered).unwrap(),
+            serde_json::from_str(&values).unwrap(),
+        );
+        assert!(rendered.get("errors").is_none(), "{rendered:#}");
+        assert_eq!(
+            rendered["data"]["cluster"], values["data"]["cluster"],
+            "{selection}"
+        );
+    }
+    // A field that maps to no column reads them all: nothing narrowed, the same answer.
+    let before = narrowed_reads();
+    let page = text(
+        &app,
+        "query($c: ID!) { cluster(id: $c) { servers { hostname cluster { name } } } }",
+        json!({ "c": cluster }),
+    )
+    .await;
+    assert_eq!(narrowed_reads(), before);
+    assert!(page.contains("\"w1.acme.test\""), "{page}");
+}
