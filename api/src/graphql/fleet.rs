@@ -14,7 +14,7 @@ use entity::{
     },
     node_pool_annotations, node_pool_labels, node_pools, servers,
 };
-use futures_util::{FutureExt, future::try_join_all};
+use futures_util::FutureExt;
 use secrecy::SecretString;
 use std::sync::Arc;
 use uuid::Uuid;
@@ -670,7 +670,7 @@ where
         key: key(p),
         columns,
     });
-    let lists = match try_join_all(keys.map(|k| loaders.load_one(k))).await {
+    let lists = match loaders.load_many(keys.collect()).await {
         Ok(lists) => lists,
         Err(e) => return Some(Err(load_failed(e, set.pos))),
     };

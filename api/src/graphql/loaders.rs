@@ -98,36 +98,57 @@ impl Loaders {
         V: Send + Sync + Clone + 'static,
         FleetLoader: Loader<K, Value = V, Error = LoadError>,
     {
-        let batch = {
-            let mut open = self.open.lock().expect("loader lock");
-            let slot = open
-                .entry(TypeId::of::<K>())
-                .or_insert_with(|| Box::new(None::<Open<K, V>>))
-                .downcast_mut::<Option<Open<K, V>>>()
-                .expect("one value type per key type");
-            match slot {
-                Some(batch) => {
-                    batch.keys.lock().expect("loader lock").push(key.clone());
-                    batch.batch.clone()
-                }
-                None => {
-                    let keys = Arc::new(Mutex::new(vec![key.clone()]));
-                    let batch = gather_and_load::<K, V>(
-                        self.loader.clone(),
-                        Arc::downgrade(&self.open),
-                        keys.clone(),
-                    )
-                    .boxed()
-                    .shared();
-                    *slot = Some(Open {
-                        keys,
-                        batch: batch.clone(),
-                    });
-                    batch
-                }
-            }
-        };
+        let batch = self.batch(std::iter::once(key.clone()));
         Ok(batch.await?.get(&key).cloned())
+    }
+
+    /// The values for `keys`, in their order, loaded in one batch (with the keys siblings
+    /// ask for meanwhile): one future for a whole list's children, not one per parent.
+    pub async fn load_many<K, V>(&self, keys: Vec<K>) -> Result<Vec<Option<V>>, LoadError>
+    where
+        K: Send + Sync + Clone + Eq + Hash + 'static,
+        V: Send + Sync + Clone + 'static,
+        FleetLoader: Loader<K, Value = V, Error = LoadError>,
+    {
+        let batch = self.batch(keys.iter().cloned());
+        let values = batch.await?;
+        Ok(keys.iter().map(|k| values.get(k).cloned()).collect())
+    }
+
+    /// The open batch of `K`s with `keys` added, or a new one of them.
+    fn batch<K, V>(&self, keys: impl Iterator<Item = K>) -> Batch<K, V>
+    where
+        K: Send + Sync + Clone + Eq + Hash + 'static,
+        V: Send + Sync + Clone + 'static,
+        FleetLoader: Loader<K, Value = V, Error = LoadError>,
+    {
+        let mut open = self.open.lock().expect("loader lock");
+        let slot = open
+            .entry(TypeId::of::<K>())
+            .or_insert_with(|| Box::new(None::<Open<K, V>>))
+            .downcast_mut::<Option<Open<K, V>>>()
+            .expect("one value type per key type");
+        match slot {
+            Some(batch) => {
+                batch.keys.lock().expect("loader lock").extend(keys);
+                batch.batch.clone()
+            }
+            None => {
+                let keys = Arc::new(Mutex::new(keys.collect()));
+                let batch = gather_and_load::<K, V>(
+                    self.loader.clone(),
+                    Arc::downgrade(&self.open),
+                    keys.clone(),
+                )
+                .boxed()
+                .shared();
+                *slot = Some(Open {
+                    keys,
+                    batch: batch.clone(),
+                });
+                batch
+            }
+        }
     }
 }
 
