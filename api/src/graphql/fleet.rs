@@ -28,10 +28,10 @@ use super::{
         PoolsOfCluster, ServersOfCluster, ServersOfPool, TaintsOfPool,
     },
     organizations::Organization,
-    plain::{NestedLists, NestedLoad, Plain, PlainFields, PlainList, prepare_groups},
+    plain::{NestedLists, NestedLoad, PageItem, PlainFields, PlainList, prepare_groups},
     relay::{
         ConnectionFields, GlobalId, IdConnection, NodeKind, OrderedConnection, PageArgs,
-        connection, ordered_connection,
+        connection, ordered_connection_of,
     },
     rendered::{load_failed, write_enum, write_int, write_opt_str, write_str, write_value},
     rows::Columns,
@@ -881,7 +881,7 @@ impl FleetQuery {
         before: Option<String>,
         first: Option<i32>,
         last: Option<i32>,
-    ) -> Result<OrderedConnection<Plain<Cluster>>> {
+    ) -> Result<OrderedConnection<PageItem<Cluster>>> {
         let (state, viewer) = (state(ctx), viewer(ctx).clone());
         let org = viewer.pick_org(
             opt_id(&organization_id, NodeKind::Organization, "organizationId")?,
@@ -909,9 +909,12 @@ impl FleetQuery {
             let (state, viewer, filter) = (counting.clone(), viewer.clone(), filter.clone());
             async move { cluster_service::count(&state, &viewer, org, &filter).await }
         });
-        Ok(ordered_connection(items, fields, &ordering, |c| {
-            Plain(Cluster(c))
-        }))
+        Ok(ordered_connection_of(
+            items,
+            fields,
+            &ordering,
+            |clusters| PageItem::page(clusters.into_iter().map(Cluster).collect()),
+        ))
     }
 
     /// One cluster; null when it does not exist or is not visible to you.

@@ -20,7 +20,11 @@
 //! that its type can load for the whole list ([`PlainFields::nested`]), goes one step further
 //! and is written as JSON text at once ([`super::rendered`]).
 
-use std::borrow::Cow;
+use std::{
+    borrow::Cow,
+    collections::HashMap,
+    sync::{Arc, Mutex},
+};
 
 use async_graphql::{
     ContainerType, ContextSelectionSet, Name, OutputType, Positioned, ServerError, ServerResult,
@@ -153,6 +157,73 @@ impl<T: PlainFields> OutputType for Plain<T> {
             return rendered;
         }
         resolve(ctx, &self.0).await
+    }
+}
+
+/// An item of a page of `T`s (a connection's node), resolved as [`Plain<T>`] is, except that
+/// over HTTP the first item of the page to resolve renders every item for the same
+/// selection at once ([`super::rendered::render_items`]: one plan, and each relation loaded
+/// for the whole page), and the others take their text. async-graphql resolves a
+/// connection's edges one by one, so a page of 50 clusters would otherwise be planned 50
+/// times and ask for each relation 50 times.
+pub struct PageItem<T> {
+    page: Arc<PageItems<T>>,
+    index: usize,
+}
+
+/// The items of a page, and their texts per selection set rendered so far (keyed by the
+/// selection set's address: one per place the page's nodes are selected in the document).
+struct PageItems<T> {
+    items: Vec<T>,
+    rendered: Mutex<HashMap<usize, Arc<Rendered>>>,
+}
+
+type Rendered = tokio::sync::OnceCell<Option<ServerResult<Vec<bytes::Bytes>>>>;
+
+impl<T> PageItem<T> {
+    /// The items of a page, each knowing the others.
+    pub fn page(items: Vec<T>) -> Vec<PageItem<T>> {
+        let page = Arc::new(PageItems {
+            items,
+            rendered: Mutex::default(),
+        });
+        (0..page.items.len())
+            .map(|index| PageItem {
+                page: page.clone(),
+                index,
+            })
+            .collect()
+    }
+}
+
+impl<T: PlainFields> OutputType for PageItem<T> {
+    fn type_name() -> Cow<'static, str> {
+        T::type_name()
+    }
+
+    fn create_type_info(registry: &mut Registry) -> String {
+        T::create_type_info(registry)
+    }
+
+    async fn resolve(
+        &self,
+        ctx: &ContextSelectionSet<'_>,
+        _field: &Positioned<Field>,
+    ) -> ServerResult<Value> {
+        let items = &self.page.items;
+        let cell = {
+            let mut rendered = self.page.rendered.lock().expect("page lock");
+            let key = std::ptr::from_ref(ctx.item) as usize;
+            rendered.entry(key).or_default().clone()
+        };
+        let texts = cell
+            .get_or_init(|| super::rendered::render_items(ctx, items))
+            .await;
+        match texts {
+            Some(Ok(texts)) => Ok(Value::Binary(texts[self.index].clone())),
+            Some(Err(e)) => Err(e.clone()),
+            None => resolve(ctx, &items[self.index]).await,
+        }
     }
 }
 

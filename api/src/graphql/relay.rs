@@ -347,15 +347,41 @@ where
     E: sea_orm::EntityTrait,
     N: async_graphql::OutputType,
 {
+    ordered_connection_of(page, fields, ordering, |items| {
+        items.into_iter().map(to_node).collect()
+    })
+}
+
+/// As [`ordered_connection`], with the page's nodes made all at once by `to_nodes` (one per
+/// model, in order): nodes that know their page ([`super::plain::PageItem`]).
+pub fn ordered_connection_of<E, N>(
+    page: Page<E::Model>,
+    fields: ConnectionFields,
+    ordering: &Ordering<E>,
+    to_nodes: impl FnOnce(Vec<E::Model>) -> Vec<N>,
+) -> OrderedConnection<N>
+where
+    E: sea_orm::EntityTrait,
+    N: async_graphql::OutputType,
+{
     let mut conn =
         Connection::with_additional_fields(page.has_previous_page, page.has_next_page, fields);
-    conn.edges.extend(page.items.into_iter().map(|m| {
-        let cursor = OrderedCursor {
+    let cursors: Vec<OrderedCursor> = page
+        .items
+        .iter()
+        .map(|m| OrderedCursor {
             ordering: ordering.name().to_owned(),
-            cursor: ordering.cursor_of(&m),
-        };
-        Edge::new(cursor, to_node(m))
-    }));
+            cursor: ordering.cursor_of(m),
+        })
+        .collect();
+    let nodes = to_nodes(page.items);
+    debug_assert_eq!(nodes.len(), cursors.len());
+    conn.edges.extend(
+        cursors
+            .into_iter()
+            .zip(nodes)
+            .map(|(cursor, node)| Edge::new(cursor, node)),
+    );
     conn
 }
 

@@ -44,6 +44,13 @@ pub struct Rendering;
 
 static RENDERED: AtomicU64 = AtomicU64::new(0);
 static NESTED: AtomicU64 = AtomicU64::new(0);
+static PAGES: AtomicU64 = AtomicU64::new(0);
+
+/// How many pages of items resolved one by one (a connection's nodes) this process has
+/// rendered all at once ([`super::plain::PageItem`]).
+pub fn rendered_pages() -> u64 {
+    PAGES.load(Ordering::Relaxed)
+}
 
 /// How many lists this process has written as JSON text: the fast path is observable (tests
 /// check that it is taken).
@@ -333,6 +340,37 @@ pub(super) async fn render_object<T: PlainFields>(
     write_item(&mut out, items, 0, &prepared);
     RENDERED.fetch_add(1, Ordering::Relaxed);
     Some(Ok(Value::Binary(out.into())))
+}
+
+/// Each of `items` as JSON text, planned and loaded for all of them at once, under the same
+/// conditions as [`render_list`]: the items of a page, which async-graphql resolves one by
+/// one (a connection's edges), rendered by the first of them ([`super::plain::PageItem`]).
+pub(super) async fn render_items<T: PlainFields>(
+    ctx: &ContextSelectionSet<'_>,
+    items: &[T],
+) -> Option<ServerResult<Vec<bytes::Bytes>>> {
+    ctx.data_opt::<Rendering>()?;
+    let prepared = match prepare(ctx, ctx.item, items).await? {
+        Ok(prepared) => prepared,
+        Err(e) => return Some(Err(e)),
+    };
+    let mut out = Vec::new();
+    let mut ends = Vec::with_capacity(items.len());
+    for i in 0..items.len() {
+        write_item(&mut out, items, i, &prepared);
+        ends.push(out.len());
+    }
+    PAGES.fetch_add(1, Ordering::Relaxed);
+    let out = bytes::Bytes::from(out);
+    let mut start = 0;
+    Some(Ok(ends
+        .into_iter()
+        .map(|end| {
+            let item = out.slice(start..end);
+            start = end;
+            item
+        })
+        .collect()))
 }
 
 /// Writes `s` as a JSON string.

@@ -181,7 +181,7 @@ async fn repeated_lists_and_directives_keep_their_meaning() {
 
 #[tokio::test]
 async fn a_page_of_clusters_renders_its_relations_as_the_value_path_does() {
-    use autoglue::graphql::rendered::nested_lists;
+    use autoglue::graphql::rendered::{nested_lists, rendered_pages};
     let app = spawn_app().await;
     let cluster = seed(&app).await;
     let org = app
@@ -202,7 +202,7 @@ async fn a_page_of_clusters_renders_its_relations_as_the_value_path_does() {
         nodePools { id name role desiredSize labels { key value } annotations { key }
             servers { id hostname privateIp publicIp role status sshPort } }
         servers { hostname } } } }";
-    let before = nested_lists();
+    let (before, pages_before) = (nested_lists(), rendered_pages());
     let rendered = text(
         &app,
         &format!("query($o: ID!) {{ {page} }}"),
@@ -212,6 +212,8 @@ async fn a_page_of_clusters_renders_its_relations_as_the_value_path_does() {
     // Per page: the clusters' metadata, pools and servers; the pools' labels, annotations
     // and servers.
     assert!(nested_lists() >= before + 6, "{rendered}");
+    // The page's clusters rendered together, by the first edge's node.
+    assert!(rendered_pages() > pages_before);
     // The `Value` path: a document that repeats an object's key renders nothing.
     let values = text(
         &app,
