@@ -35,6 +35,16 @@ async fn seed(app: &TestApp) -> Value {
     cluster
 }
 
+/// The id of `cluster`'s organization.
+async fn org_of(app: &TestApp, cluster: &Value) -> Value {
+    app.gql_ok(
+        "query($c: ID!) { cluster(id: $c) { organization { id } } }",
+        json!({ "c": cluster }),
+    )
+    .await["cluster"]["organization"]["id"]
+        .clone()
+}
+
 async fn text(app: &TestApp, query: &str, variables: Value) -> String {
     app.http
         .post(app.url("/graphql"))
@@ -184,13 +194,7 @@ async fn a_page_of_clusters_renders_its_relations_as_the_value_path_does() {
     use autoglue::graphql::rendered::{nested_lists, rendered_pages};
     let app = spawn_app().await;
     let cluster = seed(&app).await;
-    let org = app
-        .gql_ok(
-            "query($c: ID!) { cluster(id: $c) { organization { id } } }",
-            json!({ "c": cluster }),
-        )
-        .await["cluster"]["organization"]["id"]
-        .clone();
+    let org = org_of(&app, &cluster).await;
     // A second cluster with metadata and no pool or server: its lists are empty.
     app.create_cluster(
         org.as_str().unwrap(),
@@ -254,13 +258,7 @@ async fn narrowed_reads_answer_every_field_as_the_value_path_does() {
 
     let app = spawn_app().await;
     let cluster = seed(&app).await;
-    let org = app
-        .gql_ok(
-            "query($c: ID!) { cluster(id: $c) { organization { id } } }",
-            json!({ "c": cluster }),
-        )
-        .await["cluster"]["organization"]["id"]
-        .clone();
+    let org = org_of(&app, &cluster).await;
     app.gql_ok(
         "mutation($o: ID!) { generateSshKey(input: {organizationId: $o, name: \"ops\", algorithm: ED25519}) { sshKey { id } } }",
         json!({ "o": org }),
