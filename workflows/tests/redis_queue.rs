@@ -1044,7 +1044,7 @@ async fn leases_are_renewed_while_jobs_run_or_wait_in_the_buffer() {
     let ns = Ns::new("renew").await;
     let config = ns
         .config("renew")
-        .lease(Duration::from_millis(600))
+        .lease(Duration::from_millis(1500))
         .batch_size(5);
     let queue = ns.queue::<u64>(config);
     let admin = ns.admin();
@@ -1053,11 +1053,12 @@ async fn leases_are_renewed_while_jobs_run_or_wait_in_the_buffer() {
         .await
         .unwrap();
     let t = Tally::new(3);
-    // Each job takes 1 s, more than a lease; the first worker leases all three at once and
-    // runs them one at a time, so the last waits 2 s in its buffer. A second worker stands by
-    // to take any lease that expires.
+    // Each job takes 1.8 s, more than a lease; the first worker leases all three at once and
+    // runs them one at a time, so the last waits 3.6 s in its buffer. A second worker stands
+    // by to take any lease that expires. (A lease of 600 ms, renewed every 200 ms, expired
+    // once under the full suite's load on 2 cores: a renewal was late by more than 400 ms.)
     async fn long(job: u64, tally: Data<Arc<Tally>>) {
-        tokio::time::sleep(Duration::from_secs(1)).await;
+        tokio::time::sleep(Duration::from_millis(1800)).await;
         tally.runs[job as usize].fetch_add(1, Ordering::SeqCst);
         tally.total.fetch_add(1, Ordering::SeqCst);
     }
@@ -1067,7 +1068,7 @@ async fn leases_are_renewed_while_jobs_run_or_wait_in_the_buffer() {
     })
     .await;
     let w2 = start_worker!(queue.clone(), 1, long, t.clone());
-    wait_for(Duration::from_secs(15), "the three done", || async {
+    wait_for(Duration::from_secs(20), "the three done", || async {
         counts(&admin, "renew").await.done == 3
     })
     .await;

@@ -16,8 +16,8 @@ use std::sync::Arc;
 use anyhow::Context;
 use axum::http::HeaderMap;
 use chrono::Utc;
-use entity::{api_keys, organization_keys, users};
-use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set};
+use entity::{api_keys, enums::MemberRole, memberships, organization_keys, users};
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QuerySelect, Set};
 use uuid::Uuid;
 
 use super::{
@@ -27,7 +27,6 @@ use super::{
 use crate::{
     Error, Result,
     graphql::relay::{GlobalId, NodeKind},
-    services::users::memberships_of,
     state::AppState,
     viewer::{OrgKeyViewer, UserViewer, Viewer},
 };
@@ -110,18 +109,40 @@ fn with_active_org(viewer: Viewer, org_id: Option<&str>) -> Result<Viewer> {
     }
 }
 
+/// The user and their memberships, read by one statement on every request (a row per
+/// membership, or one without a membership): a disabled user or a changed role counts at
+/// once.
 async fn user_viewer(state: &AppState, user_id: Uuid, api_key_id: Option<Uuid>) -> Result<Viewer> {
-    let user = users::Entity::find_by_id(user_id)
-        .one(&state.db)
+    type Row = (Uuid, String, bool, bool, Option<Uuid>, Option<MemberRole>);
+    let rows: Vec<Row> = users::Entity::find_by_id(user_id)
+        .select_only()
+        .columns([
+            users::Column::Id,
+            users::Column::Username,
+            users::Column::IsAdmin,
+            users::Column::Disabled,
+        ])
+        .column(memberships::Column::OrganizationId)
+        .column(memberships::Column::Role)
+        .left_join(memberships::Entity)
+        .into_tuple()
+        .all(&state.db)
         .await
-        .context("loading the caller")?
-        .filter(|u: &users::Model| !u.disabled)
-        .ok_or(Error::Unauthenticated)?;
-    let memberships = memberships_of(&state.db, user.id).await?;
+        .context("loading the caller")?;
+    let Some((id, username, is_admin, disabled, ..)) = rows.first().cloned() else {
+        return Err(Error::Unauthenticated);
+    };
+    if disabled {
+        return Err(Error::Unauthenticated);
+    }
+    let memberships = rows
+        .into_iter()
+        .filter_map(|(.., org, role)| Some((org?, role?)))
+        .collect();
     Ok(Viewer::User(UserViewer {
-        id: user.id,
-        username: user.username,
-        is_admin: user.is_admin,
+        id,
+        username,
+        is_admin,
         memberships: Arc::new(memberships),
         active_org: None,
         api_key_id,

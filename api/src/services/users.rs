@@ -1,10 +1,10 @@
 //! Users: accounts, the bootstrapped instance admin, profiles and passwords.
 
 use anyhow::Context;
-use entity::{enums::MemberRole, memberships, refresh_tokens, users};
+use entity::{refresh_tokens, users};
 use sea_orm::{
     ActiveModelBehavior, ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait,
-    PaginatorTrait, QueryFilter, QuerySelect, Set, sea_query::Expr,
+    PaginatorTrait, QueryFilter, Set, sea_query::Expr,
 };
 use secrecy::SecretString;
 use uuid::Uuid;
@@ -147,25 +147,6 @@ pub async fn find_user<C: ConnectionTrait>(db: &C, id: Uuid) -> Result<Option<us
         .one(db)
         .await
         .context("loading a user")?)
-}
-
-/// The organizations a user belongs to, with roles.
-pub async fn memberships_of<C: ConnectionTrait>(
-    db: &C,
-    user_id: Uuid,
-) -> Result<Vec<(Uuid, MemberRole)>> {
-    let rows: Vec<(Uuid, MemberRole)> = memberships::Entity::find()
-        .select_only()
-        .columns([
-            memberships::Column::OrganizationId,
-            memberships::Column::Role,
-        ])
-        .filter(memberships::Column::UserId.eq(user_id))
-        .into_tuple()
-        .all(db)
-        .await
-        .context("loading memberships")?;
-    Ok(rows)
 }
 
 /// Changes the caller's password after checking the current one; signs out every session.
