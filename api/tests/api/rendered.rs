@@ -245,6 +245,27 @@ async fn a_page_of_clusters_renders_its_relations_as_the_value_path_does() {
     let metadata = empty["metadata"].as_array().unwrap();
     assert_eq!(metadata.len(), 2);
     assert!(metadata.contains(&json!({ "key": "team", "value": "core" })));
+
+    // The page's nodes selected twice, differently (`nodes` and the edges' `node`): each
+    // selection renders the page for itself.
+    let both = app
+        .gql_ok(
+            "query($o: ID!) { clusters(organizationId: $o, first: 10) {
+                nodes { name servers { hostname } } edges { node { id name } } } }",
+            json!({ "o": org }),
+        )
+        .await;
+    let nodes = both["clusters"]["nodes"].as_array().unwrap();
+    let edges = both["clusters"]["edges"].as_array().unwrap();
+    assert_eq!(nodes.len(), 2);
+    assert_eq!(
+        nodes[0],
+        json!({ "name": "prod", "servers": [
+        { "hostname": "w1.acme.test" }, { "hostname": "w2.acme.test" }] })
+    );
+    assert_eq!(nodes[1], json!({ "name": "empty", "servers": [] }));
+    assert_eq!(edges[0]["node"].as_object().unwrap().len(), 2);
+    assert_eq!(edges[1]["node"]["name"], "empty");
 }
 
 /// Relation lists written as JSON text read only the columns their selected fields write
