@@ -8,11 +8,11 @@ use async_graphql::{
 };
 use chrono::{DateTime, Utc};
 use entity::{
-    cluster_metadata, clusters,
+    clusters,
     enums::{
         ClusterStatus, LoadBalancerPurpose, NodePoolRole, ServerRole, ServerStatus, TaintEffect,
     },
-    node_pool_annotations, node_pool_labels, node_pools, servers,
+    node_pools, servers,
 };
 use futures_util::FutureExt;
 use secrecy::SecretString;
@@ -500,18 +500,7 @@ impl PlainFields for Cluster {
                 let key = |c: &Self| ServersOfCluster(c.0.id);
                 children(ctx, set, items, key, server, Server::columns).boxed()
             }
-            "metadata" => {
-                let key = |c: &Self| MetadataOfCluster(c.0.id);
-                children(
-                    ctx,
-                    set,
-                    items,
-                    key,
-                    key_value,
-                    key_value_columns::<cluster_metadata::Model>,
-                )
-                .boxed()
-            }
+            "metadata" => key_value_lists(ctx, set, items, |c| MetadataOfCluster(c.0.id)),
             _ => return None,
         })
     }
@@ -613,30 +602,8 @@ impl PlainFields for NodePool {
         set: &'a Positioned<SelectionSet>,
     ) -> Option<NestedLoad<'a, 'i>> {
         Some(match name {
-            "labels" => {
-                let key = |p: &Self| LabelsOfPool(p.0.id);
-                children(
-                    ctx,
-                    set,
-                    items,
-                    key,
-                    key_value,
-                    key_value_columns::<node_pool_labels::Model>,
-                )
-                .boxed()
-            }
-            "annotations" => {
-                let key = |p: &Self| AnnotationsOfPool(p.0.id);
-                children(
-                    ctx,
-                    set,
-                    items,
-                    key,
-                    key_value,
-                    key_value_columns::<node_pool_annotations::Model>,
-                )
-                .boxed()
-            }
+            "labels" => key_value_lists(ctx, set, items, |p| LabelsOfPool(p.0.id)),
+            "annotations" => key_value_lists(ctx, set, items, |p| AnnotationsOfPool(p.0.id)),
             "servers" => {
                 let key = |p: &Self| ServersOfPool(p.0.id);
                 children(ctx, set, items, key, server, Server::columns).boxed()
@@ -755,6 +722,22 @@ impl NodePool {
             _ => return None,
         })
     }
+}
+
+/// [`children`] for a relation of key-value rows (labels, annotations, metadata).
+fn key_value_lists<'a: 'i, 'i, P, K, M>(
+    ctx: &'a ContextSelectionSet<'a>,
+    set: &'a Positioned<SelectionSet>,
+    items: &'i [P],
+    key: fn(&P) -> K,
+) -> NestedLoad<'a, 'i>
+where
+    P: Sync,
+    K: Send + Sync + Copy + Eq + std::hash::Hash + 'static,
+    M: KeyValueRow + Send + Sync + 'static,
+    FleetLoader: Loader<Narrow<K>, Value = Children<M>, Error = LoadError>,
+{
+    children(ctx, set, items, key, key_value::<M>, key_value_columns::<M>).boxed()
 }
 
 /// The columns of a key-value row that the field `name` of [`KeyValue`] reads.
