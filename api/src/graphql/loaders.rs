@@ -261,13 +261,13 @@ pub fn narrowed_reads() -> u64 {
     NARROWED.load(Ordering::Relaxed)
 }
 
-/// Loads the children `keys` name, `columns` of them, grouped by `parent` in `key`s.
+/// Loads `columns` of the children `keys` name (their parents' ids in `column`), grouped
+/// under the key `key_of` gives each row.
 async fn load_children<K, E>(
     loader: &FleetLoader,
     keys: &[K],
     column: E::Column,
-    parent: impl Fn(&E::Model) -> Uuid,
-    key: impl Fn(Uuid) -> K,
+    key_of: impl Fn(&E::Model) -> K,
     columns: Columns,
 ) -> Result<HashMap<K, Children<E::Model>>, LoadError>
 where
@@ -280,7 +280,7 @@ where
     let rows = rows::some(&loader.db, select, columns)
         .await
         .map_err(Arc::new)?;
-    Ok(group(keys, rows, |r| key(parent(r))))
+    Ok(group(keys, rows, key_of))
 }
 
 macro_rules! children {
@@ -298,8 +298,7 @@ macro_rules! children {
                     self,
                     keys,
                     $entity::Column::$column,
-                    |$row: &$entity::Model| $parent,
-                    $key,
+                    |$row: &$entity::Model| $key($parent),
                     Columns::ALL,
                 )
                 .await
@@ -319,7 +318,7 @@ macro_rules! children {
                     $entity::Column::$column as usize,
                 ]);
                 let columns = keys.iter().fold(grouping, |c, k| c.and(k.columns));
-                if columns != Columns::ALL {
+                if !rows::reads_all::<$entity::Entity>(columns) {
                     NARROWED.fetch_add(1, Ordering::Relaxed);
                 }
                 let plain: Vec<$key> = keys.iter().map(|k| k.key).collect();
@@ -327,8 +326,7 @@ macro_rules! children {
                     self,
                     &plain,
                     $entity::Column::$column,
-                    |$row: &$entity::Model| $parent,
-                    $key,
+                    |$row: &$entity::Model| $key($parent),
                     columns,
                 )
                 .await?;

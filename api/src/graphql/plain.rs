@@ -6,9 +6,9 @@
 //! its 5,600 fields, each of them a copy of a column. A type that implements
 //! [`PlainFields`] answers its plain fields (no arguments, no I/O) synchronously while
 //! walking the selection set; its other fields (relations) still go through its `#[Object]`
-//! resolvers, concurrently, as before. Returning [`Plain<T>`] instead of `T`, or
-//! [`PlainList<T>`] instead of `Vec<T>`, from a resolver switches it on; the schema does not
-//! change (each has the GraphQL type of what it replaces).
+//! resolvers, concurrently, as before. Returning [`PlainList<T>`] instead of `Vec<T>`, or a
+//! connection of [`PageItem<T>`]s instead of `T`s, from a resolver switches it on; the schema
+//! does not change (each has the GraphQL type of what it replaces).
 //!
 //! What async-graphql does for a field and this keeps: `__typename`, aliases, fragments
 //! (spreads and inline, with type conditions on the object, its interfaces or a union),
@@ -136,31 +136,7 @@ pub(super) async fn prepare_groups<'a, C: PlainFields + Send + Sync + 'a>(
     })))
 }
 
-/// `T`, resolved with its plain fields in place.
-pub struct Plain<T>(pub T);
-
-impl<T: PlainFields> OutputType for Plain<T> {
-    fn type_name() -> Cow<'static, str> {
-        T::type_name()
-    }
-
-    fn create_type_info(registry: &mut Registry) -> String {
-        T::create_type_info(registry)
-    }
-
-    async fn resolve(
-        &self,
-        ctx: &ContextSelectionSet<'_>,
-        _field: &Positioned<Field>,
-    ) -> ServerResult<Value> {
-        if let Some(rendered) = super::rendered::render_object(ctx, &self.0).await {
-            return rendered;
-        }
-        resolve(ctx, &self.0).await
-    }
-}
-
-/// An item of a page of `T`s (a connection's node), resolved as [`Plain<T>`] is, except that
+/// An item of a page of `T`s (a connection's node), resolved with its plain fields in place;
 /// over HTTP the first item of the page to resolve renders every item for the same
 /// selection at once ([`super::rendered::render_items`]: one plan, and each relation loaded
 /// for the whole page), and the others take their text. async-graphql resolves a
@@ -260,7 +236,7 @@ async fn finish<T: PlainFields>(
     }
 }
 
-/// A list of `T`, each item resolved as [`Plain<T>`] would be, but without a future per
+/// A list of `T`, each item resolved with its plain fields in place, without a future per
 /// item: only the items that have fields left for a resolver get one (a page's 750 servers
 /// selected for their columns get none). Its GraphQL type is `Vec<T>`'s.
 pub struct PlainList<T>(pub Vec<T>);
@@ -273,15 +249,15 @@ impl<T> From<Vec<T>> for PlainList<T> {
 
 impl<T: PlainFields> OutputType for PlainList<T> {
     fn type_name() -> Cow<'static, str> {
-        <Vec<Plain<T>> as OutputType>::type_name()
+        <Vec<T> as OutputType>::type_name()
     }
 
     fn qualified_type_name() -> String {
-        <Vec<Plain<T>> as OutputType>::qualified_type_name()
+        <Vec<T> as OutputType>::qualified_type_name()
     }
 
     fn create_type_info(registry: &mut Registry) -> String {
-        <Vec<Plain<T>> as OutputType>::create_type_info(registry)
+        <Vec<T> as OutputType>::create_type_info(registry)
     }
 
     async fn resolve(

@@ -325,23 +325,6 @@ pub(super) async fn render_list<T: PlainFields>(
     Some(Ok(Value::Binary(out.into())))
 }
 
-/// `item` as JSON text, under the same conditions as [`render_list`].
-pub(super) async fn render_object<T: PlainFields>(
-    ctx: &ContextSelectionSet<'_>,
-    item: &T,
-) -> Option<ServerResult<Value>> {
-    ctx.data_opt::<Rendering>()?;
-    let items = std::slice::from_ref(item);
-    let prepared = match prepare(ctx, ctx.item, items).await? {
-        Ok(prepared) => prepared,
-        Err(e) => return Some(Err(e)),
-    };
-    let mut out = Vec::new();
-    write_item(&mut out, items, 0, &prepared);
-    RENDERED.fetch_add(1, Ordering::Relaxed);
-    Some(Ok(Value::Binary(out.into())))
-}
-
 /// Each of `items` as JSON text, planned and loaded for all of them at once, under the same
 /// conditions as [`render_list`]: the items of a page, which async-graphql resolves one by
 /// one (a connection's edges), rendered by the first of them ([`super::plain::PageItem`]).

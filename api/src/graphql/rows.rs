@@ -66,9 +66,15 @@ impl Columns {
     }
 }
 
-/// Columns `E` has.
-fn of_entity<E: EntityTrait>() -> Columns {
-    Columns::at(&(0..E::Column::iter().count()).collect::<Vec<_>>())
+/// Whether `columns` holds every column of `E` (a statement for them reads whole rows).
+pub fn reads_all<E: EntityTrait>(columns: Columns) -> bool {
+    let count = E::Column::iter().count();
+    let all = if count >= 64 {
+        u64::MAX
+    } else {
+        (1u64 << count) - 1
+    };
+    columns.0 & all == all
 }
 
 /// A model read from a row by position.
@@ -86,8 +92,7 @@ where
     E::Model: Decode,
     C: ConnectionTrait,
 {
-    let all = of_entity::<E>();
-    let select = if columns.and(all) == columns {
+    let select = if reads_all::<E>(columns) {
         select
     } else {
         let read = E::Column::iter()
