@@ -86,8 +86,14 @@ impl Application {
                 ..Default::default()
             },
         );
+        let reads = db::Reads::new(
+            conn.clone(),
+            statements.clone(),
+            config.database.max_connections,
+        );
         let state = AppState {
             db: conn,
+            reads,
             config: Arc::new(config),
             bus,
             engine,

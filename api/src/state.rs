@@ -20,6 +20,8 @@ use crate::{
 pub struct AppState {
     /// The connection pool.
     pub db: DatabaseConnection,
+    /// The hot paths' reads, on connections kept between statements ([`crate::db::Reads`]).
+    pub reads: crate::db::Reads,
     /// The configuration the process started with.
     pub config: Arc<Config>,
     /// Where domain events are published for subscriptions.

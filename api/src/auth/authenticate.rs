@@ -126,7 +126,7 @@ async fn user_viewer(state: &AppState, user_id: Uuid, api_key_id: Option<Uuid>) 
         .column(memberships::Column::Role)
         .left_join(memberships::Entity)
         .into_tuple()
-        .all(&state.db)
+        .all(&state.reads)
         .await
         .context("loading the caller")?;
     let Some((id, username, is_admin, disabled, ..)) = rows.first().cloned() else {

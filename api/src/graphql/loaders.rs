@@ -30,16 +30,17 @@ use entity::{
 };
 use futures_util::future::{BoxFuture, FutureExt, Shared};
 use sea_orm::{
-    ColumnTrait, DatabaseConnection, DbBackend, EntityTrait, QueryFilter,
+    ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter,
     sea_query::{Expr, ExprTrait as _, PgFunc, SimpleExpr},
 };
 use uuid::Uuid;
 
 use super::rows::{self, Columns};
+use crate::db::Reads;
 
 /// Loads the children of fleet objects in batches.
 pub struct FleetLoader {
-    db: DatabaseConnection,
+    db: Reads,
 }
 
 /// Most keys in one statement (SQLite binds at most 32,766 parameters).
@@ -83,7 +84,7 @@ struct Open<K, V> {
 }
 
 /// A loader for one request.
-pub fn loaders(db: DatabaseConnection) -> Loaders {
+pub fn loaders(db: Reads) -> Loaders {
     Loaders {
         loader: Arc::new(FleetLoader { db }),
         open: Arc::default(),

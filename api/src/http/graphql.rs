@@ -46,7 +46,7 @@ pub async fn post(State(state): State<HttpState>, req: Request) -> Response {
     let req = req
         .data(viewer)
         .data(client)
-        .data(loaders(state.app.db.clone()));
+        .data(loaders(state.app.reads.clone()));
     json_response(state.schema.execute_rendered(req).await)
 }
 
@@ -108,7 +108,7 @@ pub async fn get(State(state): State<HttpState>, req: Request) -> Response {
     let req = req
         .data(viewer)
         .data(client)
-        .data(loaders(state.app.db.clone()));
+        .data(loaders(state.app.reads.clone()));
     json_response(state.schema.execute_rendered(req).await)
 }
 
@@ -151,7 +151,7 @@ async fn websocket(state: HttpState, req: Request) -> Response {
                         .map_err(|e| async_graphql::Error::new(e.to_string()))?;
                     let mut data = Data::default();
                     data.insert(viewer);
-                    data.insert(loaders(app.db.clone()));
+                    data.insert(loaders(app.reads.clone()));
                     Ok(data)
                 })
                 .serve()

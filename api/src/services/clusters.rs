@@ -115,7 +115,7 @@ pub async fn list(
     page: &PageRequest<Cursor>,
 ) -> Result<Page<clusters::Model>> {
     viewer.require_role(org, MemberRole::Viewer)?;
-    fetch_ordered_page(&state.db, filtered(viewer, org, filter), ordering, page).await
+    fetch_ordered_page(&state.reads, filtered(viewer, org, filter), ordering, page).await
 }
 
 /// How many clusters match.
@@ -125,7 +125,7 @@ pub async fn count(
     org: Uuid,
     filter: &ClusterFilter,
 ) -> Result<u64> {
-    Ok(filtered(viewer, org, filter).count(&state.db).await?)
+    Ok(filtered(viewer, org, filter).count(&state.reads).await?)
 }
 
 /// One cluster, if visible.

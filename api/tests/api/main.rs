@@ -20,6 +20,7 @@ mod identity;
 mod oidc;
 mod organizations;
 mod plain_fields;
+mod reads;
 mod rendered;
 mod secrets;
 mod ssh_keys;
