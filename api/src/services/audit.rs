@@ -6,13 +6,13 @@
 use anyhow::Context;
 use entity::{
     audit_log,
-    enums::{ActorKind, AuditOutcome},
+    enums::{ActorKind, AuditOutcome, MemberRole},
 };
 use sea_orm::{ActiveModelBehavior, ActiveModelTrait, ConnectionTrait, Set};
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::{Result, viewer::Viewer};
+use crate::{Error, Result, viewer::Viewer};
 
 /// One audit entry to write.
 pub struct Audit {
@@ -90,4 +90,26 @@ pub async fn record<C: ConnectionTrait>(db: &C, viewer: &Viewer, entry: Audit) -
     row.details = Set(entry.details);
     row.insert(db).await.context("writing the audit log")?;
     Ok(())
+}
+
+/// Checks that `viewer` holds `min` or above in `org`, as [`Viewer::require_role`] does; a
+/// member below it is refused with `FORBIDDEN` and the refusal is written first, as `entry`
+/// with the outcome `DENIED`. For actions whose every attempt is audited (reading a secret):
+/// a refused one is as telling as one carried out. Callers that cannot see the organization
+/// get `NOT_FOUND` and leave no entry (the object stays invisible to them).
+pub async fn require_role<C: ConnectionTrait>(
+    db: &C,
+    viewer: &Viewer,
+    org: Uuid,
+    min: MemberRole,
+    entry: Audit,
+) -> Result<()> {
+    match viewer.require_role(org, min) {
+        Ok(_) => Ok(()),
+        Err(refused @ Error::Forbidden(_)) => {
+            record(db, viewer, entry.outcome(AuditOutcome::Denied)).await?;
+            Err(refused)
+        }
+        Err(other) => Err(other),
+    }
 }

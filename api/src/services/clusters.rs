@@ -402,13 +402,23 @@ pub async fn set_kubeconfig(
     Ok(cluster)
 }
 
-/// Reveals a cluster's kubeconfig (admins and above), writing the audit log.
+/// Reveals a cluster's kubeconfig (admins and above), writing the audit log; a member below
+/// admin who asks is refused, and the refusal is audited too.
 pub async fn reveal_kubeconfig(
     state: &AppState,
     viewer: &Viewer,
     id: Uuid,
 ) -> Result<Option<String>> {
-    let cluster = get_for(&state.db, viewer, id, MemberRole::Admin).await?;
+    let cluster = find(&state.db, viewer, id)
+        .await?
+        .ok_or(Error::NotFound("cluster"))?;
+    let entry = || {
+        Audit::new("cluster.reveal_kubeconfig")
+            .org(cluster.organization_id)
+            .target("cluster", id)
+    };
+    let org = cluster.organization_id;
+    audit::require_role(&state.db, viewer, org, MemberRole::Admin, entry()).await?;
     let Some(sealed) = &cluster.kubeconfig_sealed else {
         return Ok(None);
     };
@@ -420,14 +430,7 @@ pub async fn reveal_kubeconfig(
         .open(&kubeconfig_context(id), sealed)
         .map_err(|e| anyhow::anyhow!("opening the kubeconfig of cluster {id}: {e}"))?;
     let text = String::from_utf8(plain.to_vec()).context("kubeconfig is not UTF-8")?;
-    audit::record(
-        &state.db,
-        viewer,
-        Audit::new("cluster.reveal_kubeconfig")
-            .org(cluster.organization_id)
-            .target("cluster", id),
-    )
-    .await?;
+    audit::record(&state.db, viewer, entry()).await?;
     Ok(Some(text))
 }
 

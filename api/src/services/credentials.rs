@@ -237,18 +237,25 @@ async fn find_for_admin(state: &AppState, viewer: &Viewer, id: Uuid) -> Result<c
     Ok(row)
 }
 
-/// The secret of a credential (admins and owners); every reveal is audited.
+/// The secret of a credential (admins and owners); every reveal is audited, and so is every
+/// attempt a member below admin makes.
 pub async fn reveal_credential(
     state: &AppState,
     viewer: &Viewer,
     id: Uuid,
 ) -> Result<(credentials::Model, Value)> {
-    let row = find_for_admin(state, viewer, id).await?;
+    let row = find_credential(state, viewer, id)
+        .await?
+        .ok_or(Error::NotFound("credential"))?;
+    let entry = || {
+        Audit::new("credential.reveal")
+            .org(row.organization_id)
+            .target("credential", row.id)
+    };
+    let org = row.organization_id;
+    audit::require_role(&state.db, viewer, org, MemberRole::Admin, entry()).await?;
     let secret = open_secret(state, &row).await?;
-    let entry = Audit::new("credential.reveal")
-        .org(row.organization_id)
-        .target("credential", row.id);
-    audit::record(&state.db, viewer, entry).await?;
+    audit::record(&state.db, viewer, entry()).await?;
     Ok((row, secret))
 }
 

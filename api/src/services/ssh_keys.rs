@@ -199,22 +199,29 @@ async fn find_for_admin(state: &AppState, viewer: &Viewer, id: Uuid) -> Result<s
     Ok(row)
 }
 
-/// The private key in OpenSSH PEM (admins and owners); every reveal is audited.
+/// The private key in OpenSSH PEM (admins and owners); every reveal is audited, and so is
+/// every attempt a member below admin makes.
 pub async fn reveal_private_key(
     state: &AppState,
     viewer: &Viewer,
     id: Uuid,
 ) -> Result<(ssh_keys::Model, Zeroizing<String>)> {
-    let row = find_for_admin(state, viewer, id).await?;
+    let row = find_ssh_key(state, viewer, id)
+        .await?
+        .ok_or(Error::NotFound("SSH key"))?;
+    let entry = || {
+        Audit::new("ssh_key.reveal")
+            .org(row.organization_id)
+            .target("ssh_key", row.id)
+    };
+    let org = row.organization_id;
+    audit::require_role(&state.db, viewer, org, MemberRole::Admin, entry()).await?;
     let key = state.keys.for_org(&state.db, row.organization_id).await?;
     let pem = key
         .open(&seal_context(row.id), &row.private_key_sealed)
         .map_err(|e| anyhow::anyhow!("opening the private key of SSH key {id}: {e}"))?;
     let pem = String::from_utf8(pem.to_vec()).context("a sealed SSH key is not UTF-8")?;
-    let entry = Audit::new("ssh_key.reveal")
-        .org(row.organization_id)
-        .target("ssh_key", row.id);
-    audit::record(&state.db, viewer, entry).await?;
+    audit::record(&state.db, viewer, entry()).await?;
     Ok((row, Zeroizing::new(pem)))
 }
 

@@ -42,7 +42,7 @@ const NODE: &str =
     "query($id: ID!) { node(id: $id) { id ... on Credential { name secretFields } } }";
 const ADD: &str = "mutation($org: ID!, $u: String!, $r: MemberRole!) {
     addMember(input: {organizationId: $org, username: $u, role: $r}) { membership { id } } }";
-const AUDIT: &str = "query($id: ID!) { organization(id: $id) { auditLog(last: 50) { edges { node { action } } } } }";
+const AUDIT: &str = "query($id: ID!) { organization(id: $id) { auditLog(last: 50) { edges { node { action outcome actor } } } } }";
 
 fn aws_key() -> Value {
     json!({ "accessKeyId": "AKIAIOSFODNN7EXAMPLE", "secretAccessKey": AWS_SECRET })
@@ -379,12 +379,25 @@ async fn only_admins_reveal_or_change_and_updates_rotate() {
     assert_eq!((code.as_str(), &field), ("CONFLICT", &json!("input.name")));
 
     let log = app.gql_ok_as(&alice, AUDIT, json!({ "id": org })).await;
-    let actions: Vec<&str> = log["organization"]["auditLog"]["edges"]
-        .as_array()
-        .unwrap()
+    let entries = log["organization"]["auditLog"]["edges"].as_array().unwrap();
+    let actions: Vec<&str> = entries
         .iter()
+        .filter(|e| e["node"]["outcome"] == "SUCCESS")
         .map(|e| e["node"]["action"].as_str().unwrap())
         .collect();
+    // The member's refused reveal is on record, with who tried.
+    let denied: Vec<(&str, &str)> = entries
+        .iter()
+        .filter(|e| e["node"]["outcome"] == "DENIED")
+        .map(|e| {
+            let node = &e["node"];
+            (
+                node["action"].as_str().unwrap(),
+                node["actor"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(denied, [("credential.reveal", "bob")]);
     assert_eq!(
         actions
             .iter()

@@ -228,9 +228,23 @@ async fn kubeconfig_is_sealed_revealed_to_admins_and_audited() {
         )
         .await;
     assert_eq!(error_code(&denied), "FORBIDDEN");
-    let log = app.gql_ok("query($o: ID!) { organization(id: $o) { auditLog(last: 5) { edges { node { action } } } } }", json!({ "o": org })).await;
-    assert!(
-        log.to_string().contains("cluster.reveal_kubeconfig"),
+    let log = app.gql_ok("query($o: ID!) { organization(id: $o) { auditLog(last: 5) { edges { node { action outcome actor } } } } }", json!({ "o": org })).await;
+    let reveals: Vec<(&str, &str)> = log["organization"]["auditLog"]["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["node"]["action"] == "cluster.reveal_kubeconfig")
+        .map(|e| {
+            (
+                e["node"]["outcome"].as_str().unwrap(),
+                e["node"]["actor"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    // The admin's read and the member's refused attempt, both on record.
+    assert_eq!(
+        reveals,
+        [("SUCCESS", "admin"), ("DENIED", "alice")],
         "{log}"
     );
 }

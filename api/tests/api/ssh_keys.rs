@@ -40,7 +40,7 @@ const NODE: &str =
     "query($id: ID!) { node(id: $id) { id ... on SshKey { name fingerprint serverCount } } }";
 const ADD: &str = "mutation($org: ID!, $u: String!, $r: MemberRole!) {
     addMember(input: {organizationId: $org, username: $u, role: $r}) { membership { id } } }";
-const AUDIT: &str = "query($id: ID!) { organization(id: $id) { auditLog(last: 50) { edges { node { action } } } } }";
+const AUDIT: &str = "query($id: ID!) { organization(id: $id) { auditLog(last: 50) { edges { node { action outcome actor } } } } }";
 
 /// The database id inside a global ID.
 pub fn uuid_of(global: &str) -> Uuid {
@@ -64,13 +64,22 @@ fn assert_public_key_matches(key: &Value) {
     );
 }
 
+/// The organization's audit entries: the action alone when it succeeded, else the action,
+/// its outcome and who tried.
 async fn audit_actions(app: &TestApp, token: &str, org: &str) -> Vec<String> {
     let log = app.gql_ok_as(token, AUDIT, json!({ "id": org })).await;
     log["organization"]["auditLog"]["edges"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|e| e["node"]["action"].as_str().unwrap().to_owned())
+        .map(|e| {
+            let node = &e["node"];
+            let action = node["action"].as_str().unwrap();
+            match node["outcome"].as_str().unwrap() {
+                "SUCCESS" => action.to_owned(),
+                outcome => format!("{action} {outcome} {}", node["actor"].as_str().unwrap()),
+            }
+        })
         .collect()
 }
 
@@ -269,6 +278,15 @@ async fn only_admins_change_or_reveal_keys_and_reveals_are_audited() {
     assert_eq!(
         actions.iter().filter(|a| *a == "ssh_key.reveal").count(),
         1,
+        "{actions:?}"
+    );
+    // The member's refused attempt is on record too (and nothing else of theirs).
+    assert_eq!(
+        actions
+            .iter()
+            .filter(|a| a.starts_with("ssh_key.reveal DENIED"))
+            .collect::<Vec<_>>(),
+        ["ssh_key.reveal DENIED bob"],
         "{actions:?}"
     );
 }
