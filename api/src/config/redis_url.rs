@@ -4,7 +4,9 @@ use std::{fmt, str::FromStr};
 
 use secrecy::{ExposeSecret, SecretString};
 
-/// `redis://[user:password@]host[:port][/db]`, checked at start-up. The URL may hold a
+/// `redis://[user:password@]host[:port][/db]`, or `rediss://` for TLS (the server's
+/// certificate checked against the system's roots, or those of `SSL_CERT_FILE`), checked at
+/// start-up. The URL may hold a
 /// password, so it is kept secret: `Debug` and [`RedisUrl::redacted`] mask it.
 #[derive(Clone)]
 pub struct RedisUrl(SecretString);
@@ -31,19 +33,20 @@ impl RedisUrl {
 impl FromStr for RedisUrl {
     type Err = String;
 
-    /// Accepts `redis://` URLs with a host. Errors never repeat the value: it may hold a
+    /// Accepts `redis://` and `rediss://` URLs with a host. Errors never repeat the value: it may hold a
     /// password.
     fn from_str(s: &str) -> Result<Self, String> {
         let s = s.trim();
         let parsed =
             url::Url::parse(s).map_err(|e| format!("not a URL ({e}); expected redis://…"))?;
         match parsed.scheme() {
-            "redis" if parsed.host_str().is_some_and(|h| !h.is_empty()) => {
+            "redis" | "rediss" if parsed.host_str().is_some_and(|h| !h.is_empty()) => {
                 Ok(RedisUrl(SecretString::from(s.to_owned())))
             }
-            "redis" => Err("a redis:// URL needs a host".into()),
-            "rediss" => Err("rediss:// (TLS) is not supported yet; use redis://".into()),
-            other => Err(format!("unsupported scheme {other:?}; expected redis://…")),
+            scheme @ ("redis" | "rediss") => Err(format!("a {scheme}:// URL needs a host")),
+            other => Err(format!(
+                "unsupported scheme {other:?}; expected redis://… or rediss://… (TLS)"
+            )),
         }
     }
 }
@@ -63,8 +66,10 @@ mod tests {
         let u: RedisUrl = "redis://127.0.0.1:6379/2".parse().unwrap();
         assert_eq!(u.expose(), "redis://127.0.0.1:6379/2");
         assert!("http://127.0.0.1".parse::<RedisUrl>().is_err());
-        assert!("rediss://cache:6380".parse::<RedisUrl>().is_err());
+        let tls: RedisUrl = "rediss://cache:6380".parse().unwrap();
+        assert_eq!(tls.expose(), "rediss://cache:6380");
         assert!("redis://".parse::<RedisUrl>().is_err());
+        assert!("rediss://".parse::<RedisUrl>().is_err());
     }
 
     #[test]

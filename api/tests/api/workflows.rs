@@ -908,3 +908,133 @@ async fn the_job_console_shows_retries_and_cancels_jobs_for_instance_admins_only
         assert_eq!(error_code(&resp), "FORBIDDEN", "{doc}: {resp:#}");
     }
 }
+
+/// A real redis-server that listens only with TLS (no plain port), with a certificate
+/// authority and a server certificate for 127.0.0.1 made by the test (openssl). The test's
+/// process trusts the authority through `SSL_CERT_FILE`, as a deployment would.
+struct TlsRedis {
+    url: String,
+    child: std::process::Child,
+    _dir: tempfile::TempDir,
+}
+
+impl TlsRedis {
+    fn start() -> TlsRedis {
+        let dir = tempfile::tempdir().unwrap();
+        let at = |name: &str| dir.path().join(name).to_str().unwrap().to_owned();
+        let openssl = |args: &[&str]| {
+            let out = std::process::Command::new("openssl")
+                .args(args)
+                .output()
+                .expect("openssl runs");
+            assert!(out.status.success(), "openssl {args:?}: {out:?}");
+        };
+        std::fs::write(at("san.ext"), "subjectAltName=IP:127.0.0.1\n").unwrap();
+        openssl(&[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=autoglue test CA",
+            "-keyout",
+            &at("ca.key"),
+            "-out",
+            &at("ca.pem"),
+        ]);
+        openssl(&[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-keyout",
+            &at("server.key"),
+            "-out",
+            &at("server.csr"),
+        ]);
+        openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            &at("server.csr"),
+            "-CA",
+            &at("ca.pem"),
+            "-CAkey",
+            &at("ca.key"),
+            "-CAcreateserial",
+            "-days",
+            "1",
+            "-extfile",
+            &at("san.ext"),
+            "-out",
+            &at("server.pem"),
+        ]);
+        let port = crate::helpers::free_port().to_string();
+        let child = std::process::Command::new("redis-server")
+            .args(["--port", "0", "--tls-port", &port, "--bind", "127.0.0.1"])
+            .args([
+                "--tls-cert-file",
+                &at("server.pem"),
+                "--tls-key-file",
+                &at("server.key"),
+            ])
+            .args([
+                "--tls-ca-cert-file",
+                &at("ca.pem"),
+                "--tls-auth-clients",
+                "no",
+            ])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server starts");
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port.parse::<u16>().unwrap())).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "redis-server with TLS never listened"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        // SAFETY: set before the server (and any thread reading the environment) starts;
+        // each test runs in a process of its own.
+        unsafe { std::env::set_var("SSL_CERT_FILE", at("ca.pem")) };
+        TlsRedis {
+            url: format!("rediss://127.0.0.1:{port}"),
+            child,
+            _dir: dir,
+        }
+    }
+}
+
+impl Drop for TlsRedis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test]
+async fn runs_and_events_go_through_redis_over_tls() {
+    let tls = TlsRedis::start();
+    let app = spawn_app_with(|c| {
+        c.redis_url = Some(tls.url.parse().unwrap());
+        c.redis_prefix = crate::helpers::unique_redis_prefix();
+    })
+    .await;
+    let org = app.create_org("tls").await;
+    // The bus (subscriptions) and the queue (workers) both reach Redis only over TLS: the
+    // server has no plain port.
+    let token = app.token.clone();
+    let mut sub = app
+        .subscribe(&RUNS_UPDATED.replace("ORG", &format!("{org:?}")))
+        .await;
+    let started = until_live(&app, &token, &org, &mut sub).await;
+    let run = wait_for_status(&app, &token, started.last().unwrap(), "SUCCEEDED").await;
+    assert_eq!(run["steps"].as_array().unwrap().len(), 3, "{run:#}");
+}
