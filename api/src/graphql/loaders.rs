@@ -323,7 +323,7 @@ macro_rules! children {
                     NARROWED.fetch_add(1, Ordering::Relaxed);
                 }
                 let plain: Vec<$key> = keys.iter().map(|k| k.key).collect();
-                let mut lists = load_children::<_, $entity::Entity>(
+                let lists = load_children::<_, $entity::Entity>(
                     self,
                     &plain,
                     $entity::Column::$column,
@@ -331,9 +331,11 @@ macro_rules! children {
                     columns,
                 )
                 .await?;
+                // Two selections may ask for one parent's children with other columns:
+                // each of their keys gets the list (read with the union of the columns).
                 Ok(keys
                     .iter()
-                    .map(|k| (*k, lists.remove(&k.key).unwrap_or_default()))
+                    .map(|k| (*k, lists.get(&k.key).cloned().unwrap_or_default()))
                     .collect())
             }
         }

@@ -266,6 +266,23 @@ async fn a_page_of_clusters_renders_its_relations_as_the_value_path_does() {
     assert_eq!(nodes[1], json!({ "name": "empty", "servers": [] }));
     assert_eq!(edges[0]["node"].as_object().unwrap().len(), 2);
     assert_eq!(edges[1]["node"]["name"], "empty");
+
+    // The same relation under both selections with other fields: its narrow reads for the
+    // same parents may share a batch, and each selection still gets every child.
+    let twice = app
+        .gql_ok(
+            "query($o: ID!) { clusters(organizationId: $o, first: 10) {
+                nodes { servers { hostname } } edges { node { servers { status } } } } }",
+            json!({ "o": org }),
+        )
+        .await;
+    assert_eq!(
+        twice["clusters"]["nodes"][0]["servers"],
+        json!([{ "hostname": "w1.acme.test" }, { "hostname": "w2.acme.test" }])
+    );
+    let statuses = &twice["clusters"]["edges"][0]["node"]["servers"];
+    assert_eq!(statuses.as_array().unwrap().len(), 2, "{twice}");
+    assert!(statuses[0]["status"].is_string(), "{twice}");
 }
 
 /// Relation lists written as JSON text read only the columns their selected fields write
