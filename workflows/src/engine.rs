@@ -199,6 +199,7 @@ struct Inner {
     queue: Arc<dyn RunQueue>,
     settings: EngineSettings,
     handoffs: Handoffs,
+    preclaims: Preclaims,
 }
 
 /// What a stage left for the next stage of its run, by the next stage's task id, when this
@@ -231,6 +232,43 @@ impl Handoffs {
     }
 
     fn take(&self, run: Uuid, task_id: &str) -> Option<Handoff> {
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        map.remove(&(run, task_id.to_owned()))
+    }
+}
+
+/// Claims made ahead: a worker's queue fetches a batch of tasks and hands them to the
+/// worker one at a time, as its slots free up; the first stage of a fresh run is claimed as
+/// soon as its task is fetched ([`Engine::preclaim`]), so that when the task gets a slot the
+/// claim has (mostly) been committed meanwhile instead of being waited for then. By the
+/// stage's task id; taken once by the stage ([`Engine::stage`]). A cancellation requested
+/// between the claim and the stage is seen by the stage's watcher, as one requested while
+/// its step runs.
+#[derive(Default)]
+struct Preclaims(std::sync::Mutex<HashMap<(Uuid, String), Preclaim>>);
+
+struct Preclaim {
+    claimed: tokio::sync::oneshot::Receiver<Result<Claim, DbErr>>,
+    at: std::time::Instant,
+}
+
+impl Preclaims {
+    /// Entries kept at most; those whose task never ran here (given back at a close) are
+    /// dropped after a minute.
+    const CAP: usize = 10_000;
+
+    fn put(&self, run: Uuid, task_id: String, preclaim: Preclaim) {
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if map.len() >= Self::CAP {
+            map.retain(|_, p| p.at.elapsed() < Duration::from_secs(60));
+            if map.len() >= Self::CAP {
+                return;
+            }
+        }
+        map.insert((run, task_id), preclaim);
+    }
+
+    fn take(&self, run: Uuid, task_id: &str) -> Option<Preclaim> {
         let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
         map.remove(&(run, task_id.to_owned()))
     }
@@ -285,6 +323,7 @@ impl Engine {
                 queue,
                 settings,
                 handoffs: Handoffs::default(),
+                preclaims: Preclaims::default(),
             }),
         }
     }
@@ -530,6 +569,38 @@ impl Engine {
         Ok(run)
     }
 
+    /// Claims ahead the first stage of a run, fetched by `worker`'s queue as task `task_id`
+    /// on its `delivery`th delivery but not given a slot yet ([`Preclaims`]). Later stages
+    /// and tasks delivered again are claimed when they run (a later stage mostly finds its
+    /// step started by the one before, with nothing to write).
+    pub fn preclaim(
+        &self,
+        task: RunTask,
+        position: usize,
+        task_id: &str,
+        delivery: usize,
+        worker: &str,
+    ) {
+        if position != 0 || delivery > 1 {
+            return;
+        }
+        let stage = Stage {
+            task,
+            position,
+            task_id: task_id.to_owned(),
+            delivery,
+        };
+        let claimed = self.inner.claims.submit(stage, worker);
+        self.inner.preclaims.put(
+            task.run_id,
+            task_id.to_owned(),
+            Preclaim {
+                claimed,
+                at: std::time::Instant::now(),
+            },
+        );
+    }
+
     /// Runs one stage of a run: the step at `position`, as queue task `task_id`. The claim
     /// ([`Claims`]) decides whether this task may run it: a stale task (another ticket, a
     /// finished run), a second task for a step another task holds, or one for a step whose
@@ -691,7 +762,11 @@ impl Engine {
     /// over (queues keep run-at times to the second, apalis on SQLite, or may hand a task out
     /// a little early) waits for it, or goes back to the queue when it is far off.
     async fn claim(&self, stage: Stage, worker: &str) -> Result<Claim, EngineError> {
-        let run = match self.inner.claims.claim(stage.clone(), worker).await? {
+        let claimed = match self.inner.preclaims.take(stage.task.run_id, &stage.task_id) {
+            Some(pre) => Claims::outcome(pre.claimed).await?,
+            None => self.inner.claims.claim(stage.clone(), worker).await?,
+        };
+        let run = match claimed {
             Claim::NotDue(run) => run,
             Claim::Skip(why) => {
                 tracing::debug!(run = %stage.task.run_id, position = stage.position, why, "nothing to do");

@@ -393,7 +393,24 @@ impl RedisRunQueue {
         concurrency: usize,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        work!(self.queue, engine, name, concurrency, shutdown)
+        // Runs' first stages are claimed as soon as they are fetched (`Engine::preclaim`).
+        let ahead = engine.clone();
+        let queue = self.queue.on_fetch(move |tasks, worker| {
+            for task in tasks {
+                let position = WorkflowContext::extract(task.metadata()).map(|c| c.step_index);
+                let (Ok(position), Some(id), Ok(run)) = (
+                    position,
+                    task.task_id(),
+                    serde_json::from_slice::<RunTask>(&task.args),
+                ) else {
+                    continue;
+                };
+                // As `StageFn` counts it: apalis counts the attempt when the task starts.
+                let delivery = task.ctx().attempt() + 1;
+                ahead.preclaim(run, position, &id.to_string(), delivery, worker);
+            }
+        });
+        work!(queue, engine, name, concurrency, shutdown)
     }
 }
 

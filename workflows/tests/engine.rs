@@ -786,6 +786,103 @@ async fn a_stage_delivered_again_resumes_its_step_with_a_new_attempt() {
     assert_eq!(resumed.worker.as_deref(), Some("w2"));
 }
 
+/// A run's first stage is claimed as soon as its task is fetched (`Engine::preclaim`, which
+/// the Redis queue's workers call for every batch they lease): the stage then runs on that
+/// claim without claiming again. A task given back after its claim (its worker closed before
+/// giving it a slot) runs on another worker as the same attempt; claims ahead of later stages
+/// or of tasks delivered again do nothing.
+#[tokio::test]
+async fn a_first_stage_claimed_ahead_runs_on_its_claim_and_elsewhere_if_given_back() {
+    use workflows::engine::Staged;
+    let (h, run, task) = three_steps_without_workers().await;
+
+    // Not a first stage, or not a first delivery: nothing is claimed ahead.
+    h.engine.preclaim(task, 1, "later", 1, "w1");
+    h.engine.preclaim(task, 0, "again", 2, "w1");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(run_of(&h.db, run.id).await.status, WorkflowStatus::Queued);
+
+    h.engine.preclaim(task, 0, "a", 1, "w1");
+    let claimed = wait_for(
+        &h.db,
+        run.id,
+        WorkflowStatus::Running,
+        Duration::from_secs(10),
+    )
+    .await;
+    assert_eq!(
+        (claimed.attempt, claimed.worker.as_deref()),
+        (1, Some("w1"))
+    );
+    let steps = steps_of(&h.db, run.id).await;
+    assert_eq!(
+        (
+            steps[0].status,
+            steps[0].attempt,
+            steps[0].task_id.as_deref()
+        ),
+        (WorkflowStatus::Running, 1, Some("a"))
+    );
+    assert_eq!(
+        h.engine.stage(task, 0, "a", 1, "w1").await.unwrap(),
+        Staged::Next
+    );
+    let steps = steps_of(&h.db, run.id).await;
+    assert_eq!(
+        (steps[0].status, steps[0].attempt, steps[0].output.clone()),
+        (WorkflowStatus::Succeeded, 1, Some(json!(1)))
+    );
+    assert_eq!(run_of(&h.db, run.id).await.attempt, 1, "claimed once");
+
+    // Another run, claimed ahead by a worker that then closed and gave its task back: the
+    // task's next delivery counts as its first, on another worker (another engine here).
+    let (second, _) = h
+        .engine
+        .start(start(testing::THREE_STEPS, json!({})))
+        .await
+        .unwrap();
+    let second_task = workflows::engine::RunTask {
+        run_id: second.id,
+        ticket: second.ticket.unwrap(),
+    };
+    h.engine.preclaim(second_task, 0, "x", 1, "w1");
+    wait_for(
+        &h.db,
+        second.id,
+        WorkflowStatus::Running,
+        Duration::from_secs(10),
+    )
+    .await;
+    let mut registry = Registry::new();
+    testing::register(&mut registry);
+    let other = Engine::new(
+        h.db.clone(),
+        h.bus.clone(),
+        registry,
+        h.queue.queue(),
+        EngineSettings::default(),
+    );
+    assert_eq!(
+        other.stage(second_task, 0, "x", 1, "w2").await.unwrap(),
+        Staged::Next
+    );
+    let steps = steps_of(&h.db, second.id).await;
+    assert_eq!(
+        (
+            steps[0].status,
+            steps[0].attempt,
+            steps[0].task_id.as_deref()
+        ),
+        (WorkflowStatus::Succeeded, 1, Some("x"))
+    );
+    assert_eq!(run_of(&h.db, second.id).await.attempt, 1);
+    // Another task for the same first step does nothing.
+    assert_eq!(
+        other.stage(second_task, 0, "y", 1, "w2").await.unwrap(),
+        Staged::Halt
+    );
+}
+
 /// Step rows are stored with room for their updates on PostgreSQL (migration 8), so a step's
 /// start and end stay on its page (heap-only updates); on SQLite, which has no such setting,
 /// the migration is applied and changes nothing.

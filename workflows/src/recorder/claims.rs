@@ -98,14 +98,30 @@ impl Claims {
 
     /// Claims `stage` for `worker` (see [`Claim`]).
     pub(crate) async fn claim(&self, stage: Stage, worker: &str) -> Result<Claim, DbErr> {
+        Self::outcome(self.submit(stage, worker)).await
+    }
+
+    /// Hands the claim of `stage` to the batching task at once; the answer comes on the
+    /// returned channel (see [`Claims::outcome`]).
+    pub(crate) fn submit(
+        &self,
+        stage: Stage,
+        worker: &str,
+    ) -> oneshot::Receiver<Result<Claim, DbErr>> {
         let (done, claimed) = oneshot::channel();
-        if !self.batcher.send(Submission {
+        // If the task has stopped, `done` is dropped with the submission: the receiver says so.
+        let _ = self.batcher.send(Submission {
             stage,
             worker: worker.to_owned(),
             done,
-        }) {
-            return Err(DbErr::Custom("the engine's claim task has stopped".into()));
-        }
+        });
+        claimed
+    }
+
+    /// The answer to a submitted claim.
+    pub(crate) async fn outcome(
+        claimed: oneshot::Receiver<Result<Claim, DbErr>>,
+    ) -> Result<Claim, DbErr> {
         claimed
             .await
             .map_err(|_| DbErr::Custom("the engine's claim task has stopped".into()))?
@@ -345,11 +361,142 @@ async fn claim_all(db: &DatabaseConnection, counts: &StepCounts, batch: Vec<Subm
         };
         let _ = s.done.send(Ok(claim));
     }
+    // A run's first claim (its first stage, first delivery) on PostgreSQL: one statement.
+    if db.get_database_backend() == DbBackend::Postgres {
+        let (first, rest): (Vec<_>, Vec<_>) = writing
+            .into_iter()
+            .partition(|s| s.stage.position == 0 && s.stage.delivery <= 1);
+        writing = rest;
+        if !first.is_empty() {
+            match claim_first(db, counts, &first).await {
+                Ok(mut claimed) => {
+                    for s in first {
+                        match claimed.remove(&(s.stage.task.run_id, s.stage.task_id.clone())) {
+                            Some(claim) => {
+                                let _ = s.done.send(Ok(claim));
+                            }
+                            // Not a fresh run's first claim after all: decided the long way.
+                            None => writing.push(s),
+                        }
+                    }
+                }
+                Err(e) => answer(first, Err(e)),
+            }
+        }
+    }
     if !writing.is_empty() {
         let refs: Vec<&Submission> = writing.iter().collect();
         let claims = claim_writing(db, counts, &refs).await;
         answer(writing, claims);
     }
+}
+
+/// The first claims of runs that are queued and untouched (the usual first stage), on
+/// PostgreSQL, in one statement instead of a transaction of five: the run is taken up and
+/// its first step started only where [`decide`] would start it for this task (the run
+/// queued with the task's ticket, not asked to cancel, no retry pending, of a kind known
+/// here, its first step queued), and the runs so claimed are returned with their steps as
+/// the statement left them. The others (the run changed meanwhile, say) are left out, for
+/// the long way to decide. The row locks of the `UPDATE` order it against any other claim
+/// of the same run, which then finds the run running. Like the long way, its commit does
+/// not wait for the write-ahead log's flush (`set_config(…, true)` in the statement lasts
+/// until its implicit transaction's commit).
+async fn claim_first(
+    db: &DatabaseConnection,
+    counts: &StepCounts,
+    batch: &[Submission],
+) -> Result<HashMap<(Uuid, String), Claim>, DbErr> {
+    use sea_orm::{IdenStatic as _, Iterable as _};
+    let kinds: Vec<&str> = counts
+        .iter()
+        .filter(|(_, n)| **n > 0)
+        .map(|(kind, _)| kind.as_str())
+        .collect();
+    if kinds.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let now = entity::now();
+    let rows = batch
+        .iter()
+        .map(|s| {
+            vec![
+                Cell::Uuid(Some(s.stage.task.run_id)),
+                Cell::Uuid(Some(s.stage.task.ticket)),
+                Cell::Text(Some(s.worker.clone())),
+                Cell::Text(Some(s.stage.task_id.clone())),
+                Cell::Time(Some(now)),
+            ]
+        })
+        .collect();
+    let mut sql = Sql::new(DbBackend::Postgres);
+    sql.with_rows(
+        &[
+            ("claim_id", "uuid"),
+            ("claim_ticket", "uuid"),
+            ("claim_worker", "text"),
+            ("claim_task", "text"),
+            ("claim_at", "timestamptz"),
+        ],
+        rows,
+    );
+    let kinds_param = sql.bind(serde_json::to_string(&kinds).unwrap_or_default());
+    let queued = WorkflowStatus::Queued.to_value();
+    let running = WorkflowStatus::Running.to_value();
+    let _ = write!(
+        sql.text,
+        ", r AS (UPDATE workflow_runs SET status = '{running}', worker = v.claim_worker, \
+         attempt = workflow_runs.attempt + 1, \
+         started_at = COALESCE(workflow_runs.started_at, v.claim_at), updated_at = v.claim_at \
+         FROM v WHERE workflow_runs.id = v.claim_id AND workflow_runs.ticket = v.claim_ticket \
+         AND workflow_runs.status = '{queued}' AND workflow_runs.next_attempt_at IS NULL \
+         AND workflow_runs.cancel_requested_at IS NULL \
+         AND workflow_runs.kind IN (SELECT json_array_elements_text({kinds_param}::json)) \
+         AND EXISTS (SELECT 1 FROM workflow_steps f WHERE f.run_id = workflow_runs.id \
+         AND f.position = 0 AND f.status = '{queued}') \
+         RETURNING workflow_runs.*, v.claim_task, v.claim_at), \
+         s AS (UPDATE workflow_steps SET status = '{running}', \
+         attempt = workflow_steps.attempt + 1, started_at = r.claim_at, finished_at = NULL, \
+         updated_at = r.claim_at, task_id = r.claim_task \
+         FROM r WHERE workflow_steps.run_id = r.id AND workflow_steps.position = 0) \
+         SELECT "
+    );
+    for c in workflow_runs::Column::iter() {
+        let _ = write!(sql.text, "r.{0} AS r_{0}, ", c.as_str());
+    }
+    for c in workflow_steps::Column::iter() {
+        let _ = write!(sql.text, "st.{0} AS s_{0}, ", c.as_str());
+    }
+    // The steps as they were before the statement (its parts share one snapshot); the
+    // first one's start is applied below as the statement applied it.
+    sql.text.push_str(
+        "r.claim_task AS claim_task, set_config('synchronous_commit', 'off', true) AS off \
+         FROM r CROSS JOIN LATERAL (SELECT * FROM workflow_steps \
+         WHERE workflow_steps.run_id = r.id OFFSET 0) AS st ORDER BY st.run_id, st.position",
+    );
+    let mut claimed: HashMap<Uuid, Claimed> = HashMap::new();
+    for row in db.query_all_raw(sql.statement()).await? {
+        let mut step = workflow_steps::Model::from_query_result(&row, "s_")?;
+        let entry = match claimed.entry(step.run_id) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(e) => e.insert(Claimed {
+                run: workflow_runs::Model::from_query_result(&row, "r_")?,
+                steps: Vec::new(),
+                taken_up: true,
+            }),
+        };
+        if step.position == 0 {
+            let task: String = row.try_get("", "claim_task")?;
+            super::start_attempt(&mut step, now, task);
+        }
+        entry.steps.push(step);
+    }
+    Ok(claimed
+        .into_values()
+        .filter_map(|c| {
+            let task = c.steps.first()?.task_id.clone()?;
+            Some(((c.run.id, task), Claim::Claimed(c)))
+        })
+        .collect())
 }
 
 /// The claims that write: decided again with the runs locked, then written and committed.

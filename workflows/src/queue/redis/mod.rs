@@ -157,7 +157,7 @@ pub use config::{Backoff, DEFAULT_NAMESPACE, QueueConfig};
 pub use enqueue::{Enqueue, Enqueued, JobKind, KIND_METADATA_KEY, NoKind};
 pub use error::QueueError;
 pub use layer::{DiscardOutput, OutcomeLayer, OutcomeService, OutputNotKept};
-pub use persist::RedisPersistence;
+pub use persist::{FetchHook, RedisPersistence};
 
 use enqueue::{NewJob, push_jobs};
 
@@ -237,6 +237,18 @@ impl<Args> RedisQueue<Args> {
     pub async fn connect(url: &str, config: QueueConfig) -> Result<Self, QueueError> {
         config.validate()?;
         Self::new(connect(url).await?, config)
+    }
+
+    /// Calls `hook` with the tasks of every batch a fetch of this handle (and of its clones
+    /// made after) leases, and the worker's name, before the worker takes them one at a time
+    /// as its slots free up: a way to start work they will need (the workflow engine claims
+    /// their runs). It runs inside the fetch, so it must not block.
+    pub fn on_fetch(
+        mut self,
+        hook: impl Fn(&[Task<Vec<u8>>], &str) + Send + Sync + 'static,
+    ) -> Self {
+        self.persist.on_fetch = Some(std::sync::Arc::new(hook));
+        self
     }
 
     /// The queue's settings.

@@ -147,7 +147,13 @@ pub struct RedisPersistence {
     pub(crate) wake: Arc<Notify>,
     /// Whether this process added the queue to the namespace's list of queues.
     pub(crate) registered: Arc<AtomicBool>,
+    /// Told of every batch a fetch leases, before the worker takes its tasks one by one.
+    pub(crate) on_fetch: Option<FetchHook>,
 }
+
+/// A function told of the tasks each fetch leased, and the worker's name: see
+/// [`RedisQueue::on_fetch`](super::RedisQueue::on_fetch).
+pub type FetchHook = Arc<dyn Fn(&[Task<Vec<u8>>], &str) + Send + Sync>;
 
 impl fmt::Debug for RedisPersistence {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -184,6 +190,7 @@ impl RedisPersistence {
             local: Local::new(),
             wake: Arc::new(Notify::new()),
             registered: Arc::new(AtomicBool::new(false)),
+            on_fetch: None,
         }
     }
 
@@ -278,6 +285,9 @@ impl RedisPersistence {
         }
         if !leased.is_empty() {
             lock(&self.local.held).extend(leased);
+            if let Some(hook) = &self.on_fetch {
+                hook(&tasks, worker);
+            }
         }
         Ok(tasks)
     }
