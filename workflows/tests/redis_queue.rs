@@ -1039,6 +1039,51 @@ async fn graceful_stop_gives_buffered_jobs_back() {
     );
 }
 
+/// A worker fetches its next batch while it takes the one before (`QueueConfig::prefetch`,
+/// on by default): it leases up to two batches. A graceful stop gives back both, in order;
+/// without prefetching it leases one batch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_fetches_its_next_batch_ahead_and_gives_it_back_at_a_graceful_stop() {
+    let ns = Ns::new("ahead").await;
+    let queue = ns.queue::<u64>(ns.config("ahead").batch_size(3));
+    let admin = ns.admin();
+    let created = queue
+        .enqueue_many((0..8u64).map(|i| (i, Enqueue::new())))
+        .await
+        .unwrap();
+    let t = Tally::new(8);
+    let worker = start_worker!(queue.clone(), 1, slow_tally, t.clone());
+    // One running, two buffered behind the concurrency limit, three more fetched ahead.
+    wait_for(Duration::from_secs(5), "two batches leased", || async {
+        counts(&admin, "ahead").await.running == 6
+    })
+    .await;
+    worker.stop().await;
+
+    assert_eq!(t.total.load(Ordering::SeqCst), 1);
+    let c = counts(&admin, "ahead").await;
+    assert_eq!((c.done, c.running, c.pending), (1, 0, 7));
+    let pending = admin
+        .list("ahead", JobFilter::new(JobStatus::Pending))
+        .await
+        .unwrap();
+    let order: Vec<&str> = pending.jobs.iter().map(|j| j.id.as_str()).collect();
+    let want: Vec<&str> = created[1..].iter().map(|e| e.id.as_str()).collect();
+    assert_eq!(order, want, "given back in order, at the front");
+    assert!(pending.jobs.iter().all(|j| j.attempt == 0));
+
+    // Without prefetching: one batch at a time.
+    let queue = ns.queue::<u64>(ns.config("ahead").batch_size(3).prefetch(false));
+    let worker = start_worker!(queue, 1, slow_tally, t.clone());
+    wait_for(Duration::from_secs(5), "one batch leased", || async {
+        counts(&admin, "ahead").await.running == 3
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    assert_eq!(counts(&admin, "ahead").await.running, 3);
+    worker.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn leases_are_renewed_while_jobs_run_or_wait_in_the_buffer() {
     let ns = Ns::new("renew").await;

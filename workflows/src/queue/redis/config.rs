@@ -78,6 +78,11 @@ pub struct QueueConfig {
     /// Most jobs leased by one fetch (default 50). Set it near the worker's concurrency: jobs
     /// leased but not started wait in the worker's buffer (their leases are renewed).
     pub batch_size: usize,
+    /// Whether a worker fetches its next batch while it takes the one before, so that its
+    /// free slots do not wait for a fetch's round trip (default true). A worker then leases
+    /// up to twice [`batch_size`](Self::batch_size) jobs at once (their leases are renewed; a
+    /// graceful stop gives back those not started).
+    pub prefetch: bool,
     /// Most scheduled or retrying jobs moved to ready by one fetch, per set (default 500, at
     /// most 1000).
     pub promote_batch: usize,
@@ -114,6 +119,7 @@ impl QueueConfig {
             heartbeat: None,
             poll_interval: Duration::from_millis(25),
             batch_size: 50,
+            prefetch: true,
             promote_batch: 500,
             reclaim_batch: 100,
             max_attempts: 5,
@@ -148,6 +154,12 @@ impl QueueConfig {
     /// Sets [`poll_interval`](Self::poll_interval).
     pub fn poll_interval(mut self, poll_interval: Duration) -> Self {
         self.poll_interval = poll_interval;
+        self
+    }
+
+    /// Sets [`prefetch`](Self::prefetch).
+    pub fn prefetch(mut self, prefetch: bool) -> Self {
+        self.prefetch = prefetch;
         self
     }
 

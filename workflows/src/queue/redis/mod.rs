@@ -115,7 +115,10 @@
 //! # Ok(()) }
 //! ```
 //!
-//! Set [`QueueConfig::batch_size`] near the concurrency. Each clone of a queue is a separate
+//! Set [`QueueConfig::batch_size`] near the concurrency. A worker fetches its next batch while
+//! it takes the one before ([`QueueConfig::prefetch`], on by default), so a slot that frees up
+//! does not wait for a fetch's round trip; it then holds up to two batches' leases, and gives
+//! back those it did not start when it stops gracefully. Each clone of a queue is a separate
 //! worker's handle (its own leases); clones share the connection and wake each other's idle
 //! workers on push.
 
@@ -197,6 +200,8 @@ pub struct RedisQueue<Args> {
     persist: Persisted<RedisPersistence>,
     codec: JsonCodec<Vec<u8>>,
     cleanup: Option<BoxSyncFuture<()>>,
+    /// At close, the batch fetched ahead given back (`None` once done).
+    give_back: Option<Option<BoxSyncFuture<()>>>,
     _args: PhantomData<fn() -> Args>,
 }
 
@@ -216,6 +221,7 @@ impl<Args> Clone for RedisQueue<Args> {
             persist: Persisted::new(self.persist.fork()),
             codec: self.codec.clone(),
             cleanup: None,
+            give_back: None,
             _args: PhantomData,
         }
     }
@@ -229,6 +235,7 @@ impl<Args> RedisQueue<Args> {
             persist: Persisted::new(RedisPersistence::new(conn, config)),
             codec: JsonCodec::default(),
             cleanup: None,
+            give_back: None,
             _args: PhantomData,
         })
     }
@@ -364,6 +371,21 @@ where
         worker: &WorkerContext,
     ) -> Poll<Result<(), QueueError>> {
         if self.cleanup.is_none() {
+            // The batch fetched ahead goes back first: the buffered jobs, given back next, go
+            // in front of it, so all keep their order.
+            let give_back = self.give_back.get_or_insert_with(|| {
+                let mut persist = (*self.persist).clone();
+                let name = worker.name().to_owned();
+                Some(
+                    async move { persist.give_back_ahead(&name).await }
+                        .boxed()
+                        .into(),
+                )
+            });
+            if let Some(pending) = give_back {
+                ready!(pending.poll_unpin(cx));
+                *give_back = None;
+            }
             ready!(self.persist.poll_close(cx, worker))?;
             self.persist.local.stop();
             let local = self.persist.local.clone();

@@ -62,6 +62,9 @@ pub(crate) struct Held {
     pub has_ikey: bool,
 }
 
+/// A fetch running in the background.
+type Ahead = tokio::task::JoinHandle<Result<Vec<Task<Vec<u8>>>, QueueError>>;
+
 pub(crate) struct Local {
     /// Leases this handle holds, by job id.
     pub(crate) held: Mutex<HashMap<String, Held>>,
@@ -73,6 +76,9 @@ pub(crate) struct Local {
     keeper_started: AtomicBool,
     stopped: AtomicBool,
     stop: Arc<Notify>,
+    /// The next batch, fetched in the background while the worker takes the one before
+    /// ([`QueueConfig::prefetch`]).
+    ahead: Mutex<Option<Ahead>>,
     /// Acknowledgements sent from their own tasks and not answered yet.
     acks_in_flight: AtomicUsize,
     acks_settled: Notify,
@@ -84,6 +90,7 @@ impl Local {
             held: Mutex::new(HashMap::new()),
             retry_after: Mutex::new(HashMap::new()),
             handed_on: Mutex::new(HashMap::new()),
+            ahead: Mutex::new(None),
             keeper_started: AtomicBool::new(false),
             stopped: AtomicBool::new(false),
             stop: Arc::new(Notify::new()),
@@ -506,8 +513,28 @@ impl Persistence for RedisPersistence {
         let notified = wake.notified();
         tokio::pin!(notified);
         notified.as_mut().enable();
+        let ahead = lock(&self.local.ahead).take();
+        if let Some(ahead) = ahead {
+            match ahead.await {
+                Ok(Ok(tasks)) if !tasks.is_empty() => {
+                    self.fetch_ahead(worker);
+                    return Ok(tasks);
+                }
+                // Nothing was ready then: look again now.
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => {
+                    tracing::warn!(queue = %self.config.queue, error = %e, "fetching jobs ahead failed")
+                }
+                Err(e) => {
+                    tracing::warn!(queue = %self.config.queue, error = %e, "fetching jobs ahead stopped")
+                }
+            }
+        }
         let wait = match self.fetch(worker.name()).await {
-            Ok(tasks) if !tasks.is_empty() => return Ok(tasks),
+            Ok(tasks) if !tasks.is_empty() => {
+                self.fetch_ahead(worker);
+                return Ok(tasks);
+            }
             Ok(_) => self.config.poll_interval,
             Err(e) => {
                 tracing::warn!(queue = %self.config.queue, error = %e, "fetching jobs failed; retrying in 1 s");
@@ -526,25 +553,7 @@ impl Persistence for RedisPersistence {
         tasks: Vec<Task<Vec<u8>>>,
         worker: &WorkerContext,
     ) -> Result<u64, QueueError> {
-        let pairs: Vec<(String, u64)> = {
-            let mut held = lock(&self.local.held);
-            tasks
-                .iter()
-                .filter_map(|t| t.task_id().map(|id| id.to_string()))
-                .filter_map(|id| held.remove(&id).map(|h| (id, h.attempt)))
-                .collect()
-        };
-        if pairs.is_empty() {
-            return Ok(0);
-        }
-        let mut inv = invocation(&scripts::RELEASE, &self.keys);
-        inv.arg(worker.name());
-        for (id, n) in &pairs {
-            inv.arg(id).arg(*n);
-        }
-        let released: u64 = inv.invoke_async(&mut self.conn).await?;
-        tracing::debug!(queue = %self.config.queue, released, "buffered jobs given back");
-        Ok(released)
+        self.release(tasks, worker.name()).await
     }
 
     async fn handle_events(
@@ -610,6 +619,65 @@ impl Persistence for RedisPersistence {
         push_jobs(&mut self.conn, &self.keys, jobs).await?;
         self.wake.notify_waiters();
         Ok(())
+    }
+}
+
+impl RedisPersistence {
+    /// Gives jobs this handle leased but did not start back to the front of `ready`, their
+    /// attempt taken back.
+    async fn release(
+        &mut self,
+        tasks: Vec<Task<Vec<u8>>>,
+        worker: &str,
+    ) -> Result<u64, QueueError> {
+        let pairs: Vec<(String, u64)> = {
+            let mut held = lock(&self.local.held);
+            tasks
+                .iter()
+                .filter_map(|t| t.task_id().map(|id| id.to_string()))
+                .filter_map(|id| held.remove(&id).map(|h| (id, h.attempt)))
+                .collect()
+        };
+        if pairs.is_empty() {
+            return Ok(0);
+        }
+        let mut inv = invocation(&scripts::RELEASE, &self.keys);
+        inv.arg(worker);
+        for (id, n) in &pairs {
+            inv.arg(id).arg(*n);
+        }
+        let released: u64 = inv.invoke_async(&mut self.conn).await?;
+        tracing::debug!(queue = %self.config.queue, released, "buffered jobs given back");
+        Ok(released)
+    }
+
+    /// Fetches the next batch in the background ([`QueueConfig::prefetch`]), unless the
+    /// worker is stopping.
+    fn fetch_ahead(&self, worker: &WorkerContext) {
+        if !self.config.prefetch || worker.is_shutting_down() {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let mut this = self.clone();
+        let worker = worker.name().to_owned();
+        let ahead = runtime.spawn(async move { this.fetch(&worker).await });
+        *lock(&self.local.ahead) = Some(ahead);
+    }
+
+    /// At close: gives back the batch fetched ahead, if any.
+    pub(crate) async fn give_back_ahead(&mut self, worker: &str) {
+        let ahead = lock(&self.local.ahead).take();
+        let Some(Ok(Ok(tasks))) = (match ahead {
+            Some(ahead) => Some(ahead.await),
+            None => None,
+        }) else {
+            return;
+        };
+        if let Err(e) = self.release(tasks, worker).await {
+            tracing::warn!(queue = %self.config.queue, error = %e, "giving back jobs fetched ahead failed; their leases will expire");
+        }
     }
 }
 
