@@ -198,8 +198,42 @@ struct Inner {
     registry: Registry,
     queue: Arc<dyn RunQueue>,
     settings: EngineSettings,
-    handoffs: Handoffs,
-    preclaims: Preclaims,
+    handoffs: ByTask<Handoff>,
+    preclaims: ByTask<Preclaim>,
+}
+
+/// Values by (run, queue task id), taken once: what a stage leaves for the next stage of its
+/// run ([`Handoff`]) and claims made ahead ([`Preclaim`]). At most [`ByTask::CAP`] entries:
+/// when full, those older than a minute (left by a task another process took, or given back
+/// at a close) are dropped, and if that is not enough, all are; a stage that finds nothing
+/// reads or claims for itself.
+struct ByTask<T>(std::sync::Mutex<HashMap<(Uuid, String), (T, std::time::Instant)>>);
+
+impl<T> Default for ByTask<T> {
+    fn default() -> Self {
+        ByTask(std::sync::Mutex::new(HashMap::new()))
+    }
+}
+
+impl<T> ByTask<T> {
+    const CAP: usize = 10_000;
+
+    fn put(&self, run: Uuid, task_id: String, value: T) {
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if map.len() >= Self::CAP {
+            map.retain(|_, (_, at)| at.elapsed() < Duration::from_secs(60));
+            if map.len() >= Self::CAP {
+                map.clear();
+            }
+        }
+        map.insert((run, task_id), (value, std::time::Instant::now()));
+    }
+
+    fn take(&self, run: Uuid, task_id: &str) -> Option<T> {
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        map.remove(&(run, task_id.to_owned()))
+            .map(|(value, _)| value)
+    }
 }
 
 /// What a stage left for the next stage of its run, by the next stage's task id, when this
@@ -207,72 +241,18 @@ struct Inner {
 /// the next stage need not read them again. As between two steps of one loop, a
 /// cancellation requested meanwhile is seen by the next stage's watcher, one poll later;
 /// while a run is running nothing else changes its ticket or steps.
-#[derive(Default)]
-struct Handoffs(std::sync::Mutex<HashMap<(Uuid, String), Handoff>>);
-
 struct Handoff {
     run: workflow_runs::Model,
     steps: Vec<workflow_steps::Model>,
-    at: std::time::Instant,
 }
 
-impl Handoffs {
-    /// Entries kept at most; those another process took are dropped after a minute.
-    const CAP: usize = 10_000;
-
-    fn put(&self, run: Uuid, task_id: String, handoff: Handoff) {
-        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        if map.len() >= Self::CAP {
-            map.retain(|_, h| h.at.elapsed() < Duration::from_secs(60));
-            if map.len() >= Self::CAP {
-                map.clear();
-            }
-        }
-        map.insert((run, task_id), handoff);
-    }
-
-    fn take(&self, run: Uuid, task_id: &str) -> Option<Handoff> {
-        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        map.remove(&(run, task_id.to_owned()))
-    }
-}
-
-/// Claims made ahead: a worker's queue fetches a batch of tasks and hands them to the
-/// worker one at a time, as its slots free up; the first stage of a fresh run is claimed as
-/// soon as its task is fetched ([`Engine::preclaim`]), so that when the task gets a slot the
-/// claim has (mostly) been committed meanwhile instead of being waited for then. By the
-/// stage's task id; taken once by the stage ([`Engine::stage`]). A cancellation requested
-/// between the claim and the stage is seen by the stage's watcher, as one requested while
-/// its step runs.
-#[derive(Default)]
-struct Preclaims(std::sync::Mutex<HashMap<(Uuid, String), Preclaim>>);
-
-struct Preclaim {
-    claimed: tokio::sync::oneshot::Receiver<Result<Claim, DbErr>>,
-    at: std::time::Instant,
-}
-
-impl Preclaims {
-    /// Entries kept at most; those whose task never ran here (given back at a close) are
-    /// dropped after a minute.
-    const CAP: usize = 10_000;
-
-    fn put(&self, run: Uuid, task_id: String, preclaim: Preclaim) {
-        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        if map.len() >= Self::CAP {
-            map.retain(|_, p| p.at.elapsed() < Duration::from_secs(60));
-            if map.len() >= Self::CAP {
-                return;
-            }
-        }
-        map.insert((run, task_id), preclaim);
-    }
-
-    fn take(&self, run: Uuid, task_id: &str) -> Option<Preclaim> {
-        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        map.remove(&(run, task_id.to_owned()))
-    }
-}
+/// A claim made ahead: a worker's queue fetches a batch of tasks and hands them to the worker
+/// one at a time, as its slots free up; the first stage of a fresh run is claimed as soon as
+/// its task is fetched ([`Engine::preclaim`]), so that when the task gets a slot the claim
+/// has (mostly) been committed meanwhile instead of being waited for then. Taken by the
+/// stage ([`Engine::stage`]). A cancellation requested between the claim and the stage is
+/// seen by the stage's watcher, as one requested while its step runs.
+type Preclaim = tokio::sync::oneshot::Receiver<Result<Claim, DbErr>>;
 
 impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -322,8 +302,8 @@ impl Engine {
                 registry,
                 queue,
                 settings,
-                handoffs: Handoffs::default(),
-                preclaims: Preclaims::default(),
+                handoffs: ByTask::default(),
+                preclaims: ByTask::default(),
             }),
         }
     }
@@ -570,7 +550,7 @@ impl Engine {
     }
 
     /// Claims ahead the first stage of a run, fetched by `worker`'s queue as task `task_id`
-    /// on its `delivery`th delivery but not given a slot yet ([`Preclaims`]). Later stages
+    /// on its `delivery`th delivery but not given a slot yet ([`Preclaim`]). Later stages
     /// and tasks delivered again are claimed when they run (a later stage mostly finds its
     /// step started by the one before, with nothing to write).
     pub fn preclaim(
@@ -591,14 +571,9 @@ impl Engine {
             delivery,
         };
         let claimed = self.inner.claims.submit(stage, worker);
-        self.inner.preclaims.put(
-            task.run_id,
-            task_id.to_owned(),
-            Preclaim {
-                claimed,
-                at: std::time::Instant::now(),
-            },
-        );
+        self.inner
+            .preclaims
+            .put(task.run_id, task_id.to_owned(), claimed);
     }
 
     /// Runs one stage of a run: the step at `position`, as queue task `task_id`. The claim
@@ -621,7 +596,7 @@ impl Engine {
             .flatten()
             .filter(|h| h.run.ticket == Some(task.ticket));
         let claim = match handed {
-            Some(Handoff { run, steps, .. }) => Claim::Claimed(Claimed {
+            Some(Handoff { run, steps }) => Claim::Claimed(Claimed {
                 run,
                 steps,
                 taken_up: false,
@@ -727,15 +702,9 @@ impl Engine {
                     let mut steps = steps;
                     steps[position] = end.step;
                     steps[position + 1] = next;
-                    self.inner.handoffs.put(
-                        run.id,
-                        id.clone(),
-                        Handoff {
-                            run,
-                            steps,
-                            at: std::time::Instant::now(),
-                        },
-                    );
+                    self.inner
+                        .handoffs
+                        .put(run.id, id.clone(), Handoff { run, steps });
                     name_next_stage(id);
                 }
                 Ok(Staged::Next)
@@ -763,7 +732,7 @@ impl Engine {
     /// a little early) waits for it, or goes back to the queue when it is far off.
     async fn claim(&self, stage: Stage, worker: &str) -> Result<Claim, EngineError> {
         let claimed = match self.inner.preclaims.take(stage.task.run_id, &stage.task_id) {
-            Some(pre) => Claims::outcome(pre.claimed).await?,
+            Some(claimed) => Claims::outcome(claimed).await?,
             None => self.inner.claims.claim(stage.clone(), worker).await?,
         };
         let run = match claimed {
