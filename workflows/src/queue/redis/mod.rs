@@ -200,8 +200,10 @@ pub struct RedisQueue<Args> {
     persist: Persisted<RedisPersistence>,
     codec: JsonCodec<Vec<u8>>,
     cleanup: Option<BoxSyncFuture<()>>,
-    /// At close, the batch fetched ahead given back (`None` once done).
-    give_back: Option<Option<BoxSyncFuture<()>>>,
+    /// At close: giving back the batch fetched ahead, while under way.
+    give_back: Option<BoxSyncFuture<()>>,
+    /// At close: the batch fetched ahead has been given back.
+    gave_back: bool,
     _args: PhantomData<fn() -> Args>,
 }
 
@@ -222,6 +224,7 @@ impl<Args> Clone for RedisQueue<Args> {
             codec: self.codec.clone(),
             cleanup: None,
             give_back: None,
+            gave_back: false,
             _args: PhantomData,
         }
     }
@@ -236,6 +239,7 @@ impl<Args> RedisQueue<Args> {
             codec: JsonCodec::default(),
             cleanup: None,
             give_back: None,
+            gave_back: false,
             _args: PhantomData,
         })
     }
@@ -373,18 +377,17 @@ where
         if self.cleanup.is_none() {
             // The batch fetched ahead goes back first: the buffered jobs, given back next, go
             // in front of it, so all keep their order.
-            let give_back = self.give_back.get_or_insert_with(|| {
-                let mut persist = (*self.persist).clone();
-                let name = worker.name().to_owned();
-                Some(
+            if !self.gave_back {
+                let giving = self.give_back.get_or_insert_with(|| {
+                    let mut persist = (*self.persist).clone();
+                    let name = worker.name().to_owned();
                     async move { persist.give_back_ahead(&name).await }
                         .boxed()
-                        .into(),
-                )
-            });
-            if let Some(pending) = give_back {
-                ready!(pending.poll_unpin(cx));
-                *give_back = None;
+                        .into()
+                });
+                ready!(giving.poll_unpin(cx));
+                self.give_back = None;
+                self.gave_back = true;
             }
             ready!(self.persist.poll_close(cx, worker))?;
             self.persist.local.stop();
