@@ -32,9 +32,10 @@ pub enum Error {
         field: Option<String>,
         message: String,
     },
-    /// Too many failed attempts from this caller. Client sees `RATE_LIMITED`.
-    #[error("too many failed attempts; try again later")]
-    RateLimited,
+    /// Too many attempts, or too much at once, from this caller. Client sees `RATE_LIMITED`
+    /// and the reason.
+    #[error("{0}")]
+    RateLimited(&'static str),
     /// A backend the request needs (the job queue) failed. Client sees `SERVICE_UNAVAILABLE`
     /// and this message; the cause is logged where it was caught, never sent.
     #[error("{0}")]
@@ -57,7 +58,7 @@ impl Error {
             Error::NotFound(_) => "NOT_FOUND",
             Error::BadInput { .. } => "BAD_USER_INPUT",
             Error::Conflict { .. } => "CONFLICT",
-            Error::RateLimited => "RATE_LIMITED",
+            Error::RateLimited(_) => "RATE_LIMITED",
             Error::Unavailable(_) => "SERVICE_UNAVAILABLE",
             Error::Internal(_) => "INTERNAL_SERVER_ERROR",
         }

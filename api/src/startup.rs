@@ -12,7 +12,7 @@ use workflows::{
 };
 
 use crate::{
-    auth::{self, keyring::KeyRing, oidc::Oidc},
+    auth::{self, keyring::KeyRing, oidc::Oidc, quotas::Quotas},
     bus::{EventBus, RedisSettings},
     config::Config,
     db, http, maintenance,
@@ -43,6 +43,7 @@ impl Application {
         // Before the database: a Redis that does not answer stops start-up having created
         // nothing (not even the SQLite file).
         let bus = connect_bus(&config).await?;
+        auth::argon2_gate::configure(config.limits.argon2_slots(), config.limits.argon2_waiting);
         let mut conn = db::connect(&config.database).await?;
         let statements = db::count_statements(&mut conn);
         // Before migrating: a wrong master key stops start-up with its one line, having
@@ -91,6 +92,7 @@ impl Application {
             statements.clone(),
             config.database.max_connections,
         );
+        let quotas = Arc::new(Quotas::new(config.limits.clone()));
         let state = AppState {
             db: conn,
             reads,
@@ -102,6 +104,7 @@ impl Application {
             keyring,
             login_limiter: Default::default(),
             verified_keys: Default::default(),
+            quotas,
             oidc,
             statements,
         };

@@ -38,6 +38,8 @@ pub struct AppState {
     pub login_limiter: LoginLimiter,
     /// Recently verified API and organization keys.
     pub verified_keys: VerifiedKeys,
+    /// What one caller may hold or create at once (sockets, creations, key generation).
+    pub quotas: Arc<crate::auth::quotas::Quotas>,
     /// SQL statements run so far on [`Self::db`] (for metrics and the statement-count test).
     pub statements: Arc<std::sync::atomic::AtomicU64>,
     /// The OpenID Connect provider, when configured.

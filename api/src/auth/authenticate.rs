@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use axum::http::HeaderMap;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use entity::{api_keys, enums::MemberRole, memberships, organization_keys, users};
 use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QuerySelect, Set};
 use uuid::Uuid;
@@ -32,11 +32,23 @@ use crate::{
 };
 
 /// The credentials of a request, read from its headers (or a WebSocket init payload).
-#[derive(Debug, Default, Clone)]
+/// Its `Debug` shows which credentials are present, never their values.
+#[derive(Default, Clone)]
 pub struct Credentials {
     pub bearer: Option<String>,
     pub org_key: Option<(String, String)>,
     pub org_id: Option<String>,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let shown = |present: bool| if present { "<redacted>" } else { "none" };
+        f.debug_struct("Credentials")
+            .field("bearer", &shown(self.bearer.is_some()))
+            .field("org_key", &shown(self.org_key.is_some()))
+            .field("org_id", &self.org_id)
+            .finish()
+    }
 }
 
 impl Credentials {
@@ -67,8 +79,17 @@ impl Credentials {
 
 /// Authenticates `creds`.
 pub async fn authenticate(state: &AppState, creds: &Credentials) -> Result<Viewer> {
-    let viewer = match (&creds.bearer, &creds.org_key) {
-        (None, None) => return Ok(Viewer::Anonymous),
+    Ok(authenticate_until(state, creds).await?.0)
+}
+
+/// Authenticates `creds`; also says until when the credential is valid (an access token's
+/// `exp`, a key's expiry), for connections that outlive one request.
+pub async fn authenticate_until(
+    state: &AppState,
+    creds: &Credentials,
+) -> Result<(Viewer, Option<DateTime<Utc>>)> {
+    let (viewer, until) = match (&creds.bearer, &creds.org_key) {
+        (None, None) => return Ok((Viewer::Anonymous, None)),
         (Some(_), Some(_)) => {
             return Err(Error::bad_input(
                 "authorization",
@@ -84,11 +105,12 @@ pub async fn authenticate(state: &AppState, creds: &Credentials) -> Result<Viewe
             Some(key) => api_key_viewer(state, &key).await?,
             None => {
                 let claims = state.keyring.verify(token).await?;
-                user_viewer(state, claims.sub, None).await?
+                let exp = DateTime::from_timestamp(claims.exp, 0);
+                (user_viewer(state, claims.sub, None).await?, exp)
             }
         },
     };
-    with_active_org(viewer, creds.org_id.as_deref())
+    Ok((with_active_org(viewer, creds.org_id.as_deref())?, until))
 }
 
 fn with_active_org(viewer: Viewer, org_id: Option<&str>) -> Result<Viewer> {
@@ -172,7 +194,10 @@ fn stale(last: Option<chrono::DateTime<Utc>>) -> bool {
     last.is_none_or(|t| Utc::now() - t > chrono::Duration::seconds(60))
 }
 
-async fn api_key_viewer(state: &AppState, key: &PresentedKey) -> Result<Viewer> {
+/// A key's viewer and the key's expiry.
+type KeyViewer = (Viewer, Option<DateTime<Utc>>);
+
+async fn api_key_viewer(state: &AppState, key: &PresentedKey) -> Result<KeyViewer> {
     let row = api_keys::Entity::find()
         .filter(api_keys::Column::Prefix.eq(&key.prefix))
         .one(&state.db)
@@ -183,16 +208,16 @@ async fn api_key_viewer(state: &AppState, key: &PresentedKey) -> Result<Viewer> 
     if !live || !key_matches(state, key, row.id, &row.secret_hash).await? {
         return Err(Error::Unauthenticated);
     }
-    let (user_id, id, last) = (row.user_id, row.id, row.last_used_at);
+    let (user_id, id, last, until) = (row.user_id, row.id, row.last_used_at, row.expires_at);
     if stale(last) {
         let mut row: api_keys::ActiveModel = row.into();
         row.last_used_at = Set(Some(Utc::now()));
         row.update(&state.db).await?;
     }
-    user_viewer(state, user_id, Some(id)).await
+    Ok((user_viewer(state, user_id, Some(id)).await?, until))
 }
 
-async fn org_key_viewer(state: &AppState, key: &PresentedKey) -> Result<Viewer> {
+async fn org_key_viewer(state: &AppState, key: &PresentedKey) -> Result<KeyViewer> {
     let row = organization_keys::Entity::find()
         .filter(organization_keys::Column::Prefix.eq(&key.prefix))
         .one(&state.db)
@@ -208,10 +233,33 @@ async fn org_key_viewer(state: &AppState, key: &PresentedKey) -> Result<Viewer> 
         organization_id: row.organization_id,
         role: row.role,
     };
+    let until = row.expires_at;
     if stale(row.last_used_at) {
         let mut row: organization_keys::ActiveModel = row.into();
         row.last_used_at = Set(Some(Utc::now()));
         row.update(&state.db).await?;
     }
-    Ok(Viewer::OrgKey(viewer))
+    Ok((Viewer::OrgKey(viewer), until))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Credentials;
+
+    #[test]
+    fn debug_never_shows_a_credential() {
+        let creds = Credentials {
+            bearer: Some("agu_secretbearer".into()),
+            org_key: Some(("ago_key".into(), "orgsecret".into())),
+            org_id: Some("org-1".into()),
+        };
+        let shown = format!("{creds:?}");
+        for secret in ["agu_secretbearer", "ago_key", "orgsecret"] {
+            assert!(!shown.contains(secret), "{shown}");
+        }
+        assert!(
+            shown.contains("<redacted>") && shown.contains("org-1"),
+            "{shown}"
+        );
+    }
 }

@@ -44,10 +44,27 @@ impl VerifiedKeys {
     }
 }
 
-/// Failed logins per (username, address) in a sliding window.
+/// Failed logins per (username, address) in a sliding window, and the attempts being
+/// checked right now: an attempt is reserved before its password is verified, so parallel
+/// guesses cannot all pass the check before the first failure is recorded.
 #[derive(Clone, Default)]
 pub struct LoginLimiter {
-    inner: Arc<Mutex<HashMap<String, Vec<Instant>>>>,
+    inner: Arc<Mutex<HashMap<String, Attempts>>>,
+}
+
+#[derive(Default)]
+struct Attempts {
+    failures: Vec<Instant>,
+    /// Reserved attempts not yet decided.
+    pending: usize,
+}
+
+/// A reserved login attempt; dropped undecided (the request was cancelled), it frees its
+/// place.
+pub struct Attempt {
+    limiter: LoginLimiter,
+    key: String,
+    decided: bool,
 }
 
 impl LoginLimiter {
@@ -59,30 +76,67 @@ impl LoginLimiter {
         format!("{}\u{0}{ip}", username.to_lowercase())
     }
 
-    /// Whether another attempt is allowed now.
-    pub fn allows(&self, username: &str, ip: &str) -> bool {
-        let mut map = self.inner.lock().unwrap();
-        let Some(failures) = map.get_mut(&Self::key(username, ip)) else {
-            return true;
-        };
-        failures.retain(|t| t.elapsed() < Self::WINDOW);
-        failures.len() < Self::MAX_FAILURES
-    }
-
-    /// Records a failed attempt.
-    pub fn record_failure(&self, username: &str, ip: &str) {
+    /// Reserves an attempt, unless the failures recorded and the attempts in flight already
+    /// reach the limit.
+    pub fn reserve(&self, username: &str, ip: &str) -> Option<Attempt> {
+        let key = Self::key(username, ip);
         let mut map = self.inner.lock().unwrap();
         if map.len() >= MAX_ENTRIES {
-            map.retain(|_, v| v.iter().any(|t| t.elapsed() < Self::WINDOW));
+            map.retain(|_, a| {
+                a.pending > 0 || a.failures.iter().any(|t| t.elapsed() < Self::WINDOW)
+            });
         }
-        map.entry(Self::key(username, ip))
-            .or_default()
-            .push(Instant::now());
+        let attempts = map.entry(key.clone()).or_default();
+        attempts.failures.retain(|t| t.elapsed() < Self::WINDOW);
+        if attempts.failures.len() + attempts.pending >= Self::MAX_FAILURES {
+            return None;
+        }
+        attempts.pending += 1;
+        Some(Attempt {
+            limiter: self.clone(),
+            key,
+            decided: false,
+        })
     }
 
-    /// Forgets failures after a success.
-    pub fn reset(&self, username: &str, ip: &str) {
-        self.inner.lock().unwrap().remove(&Self::key(username, ip));
+    fn decide(&self, key: &str, failed: bool) {
+        let mut map = self.inner.lock().unwrap();
+        let Some(attempts) = map.get_mut(key) else {
+            return;
+        };
+        attempts.pending = attempts.pending.saturating_sub(1);
+        if failed {
+            attempts.failures.push(Instant::now());
+        } else if attempts.pending == 0 {
+            map.remove(key);
+        } else {
+            attempts.failures.clear();
+        }
+    }
+}
+
+impl Attempt {
+    /// The password was wrong: it counts against the limit.
+    pub fn failed(mut self) {
+        self.decided = true;
+        self.limiter.decide(&self.key, true);
+    }
+
+    /// The password was right: earlier failures are forgotten.
+    pub fn succeeded(mut self) {
+        self.decided = true;
+        self.limiter.decide(&self.key, false);
+    }
+}
+
+impl Drop for Attempt {
+    fn drop(&mut self) {
+        if !self.decided {
+            let mut map = self.limiter.inner.lock().unwrap();
+            if let Some(attempts) = map.get_mut(&self.key) {
+                attempts.pending = attempts.pending.saturating_sub(1);
+            }
+        }
     }
 }
 
@@ -94,13 +148,43 @@ mod tests {
     fn limiter_refuses_after_max_failures_per_user_and_address() {
         let l = LoginLimiter::default();
         for _ in 0..LoginLimiter::MAX_FAILURES {
-            assert!(l.allows("Bob", "1.2.3.4"));
-            l.record_failure("bob", "1.2.3.4");
+            l.reserve("Bob", "1.2.3.4").expect("allowed").failed();
         }
-        assert!(!l.allows("bob", "1.2.3.4"));
-        assert!(l.allows("bob", "5.6.7.8"), "another address is not blocked");
-        l.reset("bob", "1.2.3.4");
-        assert!(l.allows("bob", "1.2.3.4"));
+        assert!(l.reserve("bob", "1.2.3.4").is_none());
+        assert!(
+            l.reserve("bob", "5.6.7.8").is_some(),
+            "another address is not blocked"
+        );
+    }
+
+    #[test]
+    fn attempts_in_flight_count_against_the_limit() {
+        let l = LoginLimiter::default();
+        let held: Vec<_> = (0..LoginLimiter::MAX_FAILURES)
+            .map(|_| l.reserve("eve", "9.9.9.9").expect("allowed"))
+            .collect();
+        assert!(
+            l.reserve("eve", "9.9.9.9").is_none(),
+            "all places are taken"
+        );
+        let mut held = held.into_iter();
+        held.next().unwrap().succeeded();
+        drop(held.next()); // cancelled: its place is free again
+        assert!(l.reserve("eve", "9.9.9.9").is_some());
+        for a in held {
+            a.failed();
+        }
+        // A success forgets the failures.
+        let l2 = LoginLimiter::default();
+        for _ in 0..LoginLimiter::MAX_FAILURES - 1 {
+            l2.reserve("amy", "1.1.1.1").unwrap().failed();
+        }
+        l2.reserve("amy", "1.1.1.1").unwrap().succeeded();
+        for _ in 0..LoginLimiter::MAX_FAILURES {
+            l2.reserve("amy", "1.1.1.1")
+                .expect("failures were forgotten")
+                .failed();
+        }
     }
 
     #[test]

@@ -1,8 +1,8 @@
 //! Password hashing with argon2id at OWASP's recommended cost (19 MiB, 2 passes, 1 lane).
 //!
-//! Hashing is slow on purpose, so it runs on the blocking pool, never on an async worker.
+//! Hashing is slow on purpose, so it runs on the blocking pool, never on an async worker,
+//! and through [`super::argon2_gate`], which bounds how many run at once.
 
-use anyhow::Context;
 use argon2::{
     Algorithm, Argon2, Params, PasswordHash, PasswordHasher, PasswordVerifier, Version,
     password_hash::{SaltString, rand_core::OsRng},
@@ -41,21 +41,20 @@ pub fn check_policy(password: &SecretString, field: &str) -> Result<()> {
 
 /// Hashes `secret` (a password or an API key secret) into a PHC string.
 pub async fn hash(secret: SecretString) -> Result<String> {
-    tokio::task::spawn_blocking(move || {
+    super::argon2_gate::run(move || {
         let salt = SaltString::generate(&mut OsRng);
         argon2()
             .hash_password(secret.expose_secret().as_bytes(), &salt)
             .map(|h| h.to_string())
             .map_err(|e| anyhow::anyhow!("argon2: {e}"))
     })
-    .await
-    .context("hashing task")?
+    .await?
     .map_err(Error::Internal)
 }
 
 /// Whether `secret` matches the PHC string `hash`.
 pub async fn verify(secret: SecretString, hash: String) -> Result<bool> {
-    let ok = tokio::task::spawn_blocking(move || {
+    super::argon2_gate::run(move || {
         PasswordHash::new(&hash)
             .map(|parsed| {
                 argon2()
@@ -65,19 +64,24 @@ pub async fn verify(secret: SecretString, hash: String) -> Result<bool> {
             .unwrap_or(false)
     })
     .await
-    .context("verifying task")?;
-    Ok(ok)
 }
 
 /// A hash of a random password, verified against when the user does not exist, so a wrong
-/// username costs as much time as a wrong password.
+/// username costs as much time as a wrong password. Made once per process, outside the
+/// gate (a busy gate must not leave an empty hash here for good).
 pub async fn dummy_hash() -> &'static str {
     static DUMMY: tokio::sync::OnceCell<String> = tokio::sync::OnceCell::const_new();
     DUMMY
         .get_or_init(|| async {
-            hash(SecretString::from(uuid::Uuid::new_v4().to_string()))
-                .await
-                .unwrap_or_default()
+            tokio::task::spawn_blocking(|| {
+                let salt = SaltString::generate(&mut OsRng);
+                argon2()
+                    .hash_password(uuid::Uuid::new_v4().as_bytes(), &salt)
+                    .map(|h| h.to_string())
+                    .unwrap_or_default()
+            })
+            .await
+            .unwrap_or_default()
         })
         .await
 }

@@ -20,8 +20,10 @@ use clap::Args;
 use secrecy::SecretString;
 
 mod database_url;
+mod limits;
 mod redis_url;
 pub use database_url::DatabaseUrl;
+pub use limits::LimitSettings;
 pub use redis_url::RedisUrl;
 
 /// Settings that every subcommand accepts (flags or environment variables).
@@ -244,6 +246,7 @@ pub struct Config {
     pub graphql: GraphqlSettings,
     pub auth: AuthSettings,
     pub workflows: WorkflowSettings,
+    pub limits: LimitSettings,
 }
 
 /// What `serve` runs.
@@ -436,6 +439,7 @@ impl Default for Config {
                 public_url: None,
                 oidc: None,
             },
+            limits: LimitSettings::default(),
         }
     }
 }

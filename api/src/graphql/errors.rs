@@ -6,7 +6,7 @@
 //! hooks (`GRAPHQL_PARSE_FAILED`, `GRAPHQL_VALIDATION_FAILED`); other errors without a path
 //! concern the request (`BAD_USER_INPUT`), those with one are `INTERNAL_SERVER_ERROR`. Internal errors are logged here, with their whole chain.
 
-use std::{future::Future, sync::Arc};
+use std::{any::TypeId, future::Future, sync::Arc};
 
 use async_graphql::{
     Data, Executor, Request, Response, ServerError, Value,
@@ -17,6 +17,7 @@ use futures_util::StreamExt;
 
 use crate::{
     Error,
+    auth::socket_session::SocketSession,
     graphql::{
         AppSchema,
         rendered::{self, Rendering},
@@ -115,6 +116,9 @@ impl Executor for Served {
         }
     }
 
+    /// WebSocket operations: each one authorizes its socket's credential again
+    /// ([`SocketSession::authorize`]) and runs as the caller is now, holding its place among
+    /// the socket's operations until it ends.
     fn execute_stream(
         &self,
         request: Request,
@@ -123,11 +127,48 @@ impl Executor for Served {
         if let Err(refused) = self.check(&request.query) {
             return stream::once(async move { *refused }).boxed();
         }
-        self.schema
-            .execute_stream_with_session_data(request, session_data.unwrap_or_default())
-            .map(with_codes)
-            .boxed()
+        let data = session_data.unwrap_or_default();
+        let session = data
+            .get(&TypeId::of::<Arc<SocketSession>>())
+            .and_then(|d| d.downcast_ref::<Arc<SocketSession>>())
+            .cloned();
+        let schema = self.schema.clone();
+        let Some(session) = session else {
+            // No session (not a socket of ours): the operation runs anonymous.
+            return schema
+                .execute_stream_with_session_data(request, data)
+                .map(with_codes)
+                .boxed();
+        };
+        stream::once(async move {
+            match session.authorize().await {
+                Ok(op) => {
+                    let request = request.data(op.viewer.clone());
+                    schema
+                        .execute_stream_with_session_data(request, data)
+                        .map(move |response| {
+                            let _running = &op;
+                            with_codes(response)
+                        })
+                        .boxed()
+                }
+                Err(e) => stream::once(async move { error_response(e) }).boxed(),
+            }
+        })
+        .flatten()
+        .boxed()
     }
+}
+
+/// A response of one error, coded as a resolver's would be.
+fn error_response(e: Error) -> Response {
+    let code = e.code();
+    let mut error = ServerError::new(e.to_string(), None);
+    error
+        .extensions
+        .get_or_insert_with(Default::default)
+        .set("code", Value::from(code));
+    Response::from_errors(vec![error])
 }
 
 fn with_codes(mut response: Response) -> Response {

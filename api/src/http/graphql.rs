@@ -1,15 +1,10 @@
-//! GraphQL over HTTP (`POST` and `GET /graphql`) and over WebSocket (`GET /graphql` with an
-//! upgrade, graphql-transport-ws or the older graphql-ws); the GraphiQL page is
-//! [`super::graphiql`]'s.
+//! GraphQL over HTTP (`POST` and `GET /graphql`); WebSocket upgrades go to
+//! [`super::socket`], the GraphiQL page is [`super::graphiql`]'s.
 
-use async_graphql::{
-    Data,
-    http::ALL_WEBSOCKET_PROTOCOLS,
-    parser::{parse_query, types::OperationType},
-};
-use async_graphql_axum::{GraphQLProtocol, GraphQLRequest, GraphQLWebSocket};
+use async_graphql::parser::{parse_query, types::OperationType};
+use async_graphql_axum::GraphQLRequest;
 use axum::{
-    extract::{FromRequest, FromRequestParts, Request, State, WebSocketUpgrade},
+    extract::{FromRequest, Request, State},
     http::{HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
@@ -87,7 +82,8 @@ fn auth_error(e: Error) -> Response {
 /// Mutations are refused over GET: a link or an image tag must not change anything.
 pub async fn get(State(state): State<HttpState>, req: Request) -> Response {
     if req.headers().contains_key(header::UPGRADE) {
-        return websocket(state, req).await;
+        let client = client_info(&req);
+        return super::socket::upgrade(state, req, client).await;
     }
     let (creds, client) = (Credentials::from_headers(req.headers()), client_info(&req));
     let viewer = match authenticate(&state.app, &creds).await {
@@ -123,59 +119,6 @@ fn is_mutation(req: &async_graphql::Request) -> bool {
         };
         selected && op.node.ty == OperationType::Mutation
     })
-}
-
-async fn websocket(state: HttpState, req: Request) -> Response {
-    let (mut parts, _body) = req.into_parts();
-    let protocol = match GraphQLProtocol::from_request_parts(&mut parts, &()).await {
-        Ok(p) => p,
-        Err(status) => return status.into_response(),
-    };
-    let upgrade = match WebSocketUpgrade::from_request_parts(&mut parts, &()).await {
-        Ok(u) => u,
-        Err(e) => return e.into_response(),
-    };
-    let schema = state.schema.clone();
-    let app = state.app.clone();
-    let from_headers = Credentials::from_headers(&parts.headers);
-    upgrade
-        .protocols(ALL_WEBSOCKET_PROTOCOLS)
-        .on_upgrade(move |socket| {
-            GraphQLWebSocket::new(socket, schema, protocol)
-                .on_connection_init(move |payload| async move {
-                    // Browsers cannot set headers on a WebSocket: credentials come in the
-                    // `connection_init` payload, with the same names as the headers.
-                    let creds = credentials_from_payload(&payload).unwrap_or(from_headers);
-                    let viewer = authenticate(&app, &creds)
-                        .await
-                        .map_err(|e| async_graphql::Error::new(e.to_string()))?;
-                    let mut data = Data::default();
-                    data.insert(viewer);
-                    data.insert(loaders(app.reads.clone()));
-                    Ok(data)
-                })
-                .serve()
-        })
-}
-
-fn credentials_from_payload(payload: &serde_json::Value) -> Option<Credentials> {
-    let obj = payload.as_object()?;
-    let get = |name: &str| {
-        obj.iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .and_then(|(_, v)| v.as_str())
-            .map(str::to_owned)
-    };
-    let mut headers = axum::http::HeaderMap::new();
-    for name in ["authorization", "x-org-key", "x-org-secret", "x-org-id"] {
-        if let Some(value) = get(name).and_then(|v| v.parse().ok()) {
-            headers.insert(name, value);
-        }
-    }
-    if headers.is_empty() {
-        return None;
-    }
-    Some(Credentials::from_headers(&headers))
 }
 
 /// The size of the last response, as the first guess for the next one's buffer.

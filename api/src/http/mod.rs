@@ -4,6 +4,8 @@ mod graphiql;
 mod graphql;
 mod health;
 mod oidc;
+mod redirect;
+mod socket;
 
 use axum::{
     Router,
@@ -20,7 +22,7 @@ use tower_http::{
 use crate::{graphql::served, state::AppState};
 
 /// Largest request body accepted (GraphQL documents and variables).
-const BODY_LIMIT: usize = 2 * 1024 * 1024;
+pub(crate) const BODY_LIMIT: usize = 2 * 1024 * 1024;
 
 /// State of the HTTP handlers: the schema (which holds the [`AppState`]) and the state.
 #[derive(Clone)]

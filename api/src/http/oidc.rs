@@ -13,7 +13,7 @@ use axum::{
 use secrecy::ExposeSecret;
 use serde::Deserialize;
 
-use super::HttpState;
+use super::{HttpState, redirect::safe_redirect};
 use crate::{
     auth::oidc::COOKIE,
     services::{
@@ -28,14 +28,6 @@ pub struct LoginQuery {
     redirect: Option<String>,
 }
 
-/// Only paths of this server: anything else would make the login an open redirect.
-fn safe_redirect(raw: Option<String>) -> String {
-    match raw {
-        Some(p) if p.starts_with('/') && !p.starts_with("//") && !p.contains('\\') => p,
-        _ => "/".into(),
-    }
-}
-
 fn cookie(value: &str, max_age: i64, secure: bool) -> String {
     let secure = if secure { "; Secure" } else { "" };
     format!("{COOKIE}={value}; Path=/auth/oidc; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}")
@@ -46,7 +38,7 @@ pub async fn login(State(state): State<HttpState>, Query(q): Query<LoginQuery>) 
     let Some(oidc) = state.app.oidc.as_ref() else {
         return (StatusCode::NOT_FOUND, "OIDC sign-in is not configured").into_response();
     };
-    match oidc.start(safe_redirect(q.redirect)).await {
+    match oidc.start(safe_redirect(q.redirect.as_deref())).await {
         Ok((url, sealed)) => {
             let secure = url.starts_with("https://");
             (
@@ -134,6 +126,8 @@ pub async fn callback(
                 s.refresh_token.expose_secret(),
                 s.expires_at.timestamp()
             );
+            // Checked again: the cookie may come from a build that checked less.
+            let redirect = safe_redirect(Some(&redirect));
             (clear, Redirect::to(&format!("{redirect}#{fragment}"))).into_response()
         }
         Err(e) => {

@@ -47,6 +47,7 @@ pub async fn create_api_key(
 ) -> Result<(api_keys::Model, SecretString)> {
     let me = viewer.require_user()?;
     check_expiry(expires_at)?;
+    state.quotas.take_creation(viewer)?;
     let key = secrets::new_key(secrets::KeyKind::User);
     let mut row = api_keys::ActiveModel::new();
     row.user_id = Set(me.id);
@@ -104,7 +105,8 @@ pub async fn revoke_api_key(
 }
 
 /// Creates an organization key acting with `role` (admins and owners; never above the
-/// caller's own role). Returns the row and the secret, shown once.
+/// caller's own role). Returns the row and the secret, shown once. Only users create keys:
+/// a key minted by an organization key would outlive that key's revocation.
 pub async fn create_org_key(
     state: &AppState,
     viewer: &Viewer,
@@ -114,12 +116,18 @@ pub async fn create_org_key(
     expires_at: Option<DateTime<Utc>>,
 ) -> Result<(organization_keys::Model, SecretString)> {
     let mine = viewer.require_role(org, MemberRole::Admin)?;
+    let Viewer::User(me) = viewer else {
+        return Err(Error::Forbidden(
+            "only a user may create organization keys, not another key".into(),
+        ));
+    };
     if !mine.at_least(role) {
         return Err(Error::Forbidden(
             "a key cannot have a higher role than yours".into(),
         ));
     }
     check_expiry(expires_at)?;
+    state.quotas.take_creation(viewer)?;
     let key = secrets::new_key(secrets::KeyKind::Organization);
     let mut row = organization_keys::ActiveModel::new();
     row.organization_id = Set(org);
@@ -128,7 +136,7 @@ pub async fn create_org_key(
     row.prefix = Set(key.prefix.clone());
     row.secret_hash = Set(passwords::hash(key.secret.clone()).await?);
     row.expires_at = Set(expires_at);
-    row.created_by_user_id = Set(viewer.require_user().ok().map(|u| u.id));
+    row.created_by_user_id = Set(Some(me.id));
     let row = row.insert(&state.db).await.on_unique_violation(
         "input.name",
         "the organization already has a key with this name",

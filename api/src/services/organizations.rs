@@ -75,6 +75,7 @@ pub async fn create_organization(
     new: NewOrganization,
 ) -> Result<organizations::Model> {
     let me = viewer.require_user()?;
+    state.quotas.take_creation(viewer)?;
     let txn = state.db.begin_write().await?;
     let mut model = organizations::ActiveModel::new();
     model.name = Set(new.name.as_str().to_owned());

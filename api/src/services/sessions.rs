@@ -50,19 +50,22 @@ pub async fn login(
     password: SecretString,
 ) -> Result<Session> {
     let username = username.trim().to_lowercase();
-    if !state.login_limiter.allows(&username, &client.ip) {
-        return Err(Error::RateLimited);
-    }
+    // Reserved before the password is checked, so parallel guesses count at once.
+    let Some(attempt) = state.login_limiter.reserve(&username, &client.ip) else {
+        return Err(Error::RateLimited(
+            "too many failed attempts; try again later",
+        ));
+    };
     let user = users::Entity::find()
         .filter(users::Column::Username.eq(&username))
         .one(&state.db)
         .await
         .context("loading a user")?;
     if !check_password(user.as_ref(), password).await? {
-        state.login_limiter.record_failure(&username, &client.ip);
+        attempt.failed();
         return Err(Error::Unauthenticated);
     }
-    state.login_limiter.reset(&username, &client.ip);
+    attempt.succeeded();
     let user = user.expect("a verified password has a user");
     let mut model: users::ActiveModel = user.into();
     model.last_login_at = Set(Some(Utc::now()));

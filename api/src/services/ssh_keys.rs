@@ -60,11 +60,13 @@ pub async fn generate_ssh_key(
     spec: KeySpec,
 ) -> Result<ssh_keys::Model> {
     viewer.require_role(org, MemberRole::Admin)?;
+    state.quotas.take_creation(viewer)?;
     let comment = new.comment.clone();
-    // RSA takes seconds: keep it off the async workers.
-    let material = tokio::task::spawn_blocking(move || keypair::generate(spec, comment))
-        .await
-        .context("joining the key generation")??;
+    // RSA takes seconds: off the async workers, a bounded number at once.
+    let material = state
+        .quotas
+        .generate(move || keypair::generate(spec, comment))
+        .await??;
     store(state, viewer, org, new.name, material, "ssh_key.generate").await
 }
 

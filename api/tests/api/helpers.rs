@@ -476,3 +476,117 @@ pub fn free_port() -> u16 {
         .unwrap()
         .port()
 }
+
+/// A raw graphql-transport-ws socket, for tests that drive several operations on one
+/// connection and watch how it closes.
+pub struct Socket {
+    ws: tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
+}
+
+/// What a socket said next.
+#[derive(Debug)]
+pub enum Said {
+    Message(Value),
+    Closed(Option<u16>),
+    Silent,
+}
+
+impl Socket {
+    /// Opens a socket to `addr` without sending anything.
+    pub async fn connect(addr: SocketAddr) -> Socket {
+        let mut req = format!("ws://{addr}/graphql")
+            .into_client_request()
+            .unwrap();
+        req.headers_mut().insert(
+            "Sec-WebSocket-Protocol",
+            "graphql-transport-ws".parse().unwrap(),
+        );
+        let (ws, _) = tokio_tungstenite::connect_async(req)
+            .await
+            .expect("websocket opens");
+        Socket { ws }
+    }
+
+    /// Opens a socket and initialises it with `payload`, asserting the ack.
+    pub async fn open(addr: SocketAddr, payload: Value) -> Socket {
+        let mut socket = Socket::connect(addr).await;
+        socket
+            .send_json(json!({ "type": "connection_init", "payload": payload }))
+            .await;
+        match socket.next_within(Duration::from_secs(10)).await {
+            Said::Message(ack) if ack["type"] == "connection_ack" => socket,
+            other => panic!("expected connection_ack, got {other:?}"),
+        }
+    }
+
+    /// Opens a socket as the holder of bearer `token`.
+    pub async fn open_with_token(addr: SocketAddr, token: &str) -> Socket {
+        Socket::open(addr, json!({ "Authorization": format!("Bearer {token}") })).await
+    }
+
+    pub async fn send_json(&mut self, v: Value) {
+        self.ws.send(Message::text(v.to_string())).await.unwrap();
+    }
+
+    /// Starts operation `id`.
+    pub async fn start(&mut self, id: &str, query: &str, variables: Value) {
+        self.send_json(json!({ "id": id, "type": "subscribe",
+            "payload": { "query": query, "variables": variables } }))
+            .await;
+    }
+
+    /// Runs a query or mutation as operation `id` and returns its `payload` (the response).
+    pub async fn run(&mut self, id: &str, query: &str, variables: Value) -> Value {
+        self.start(id, query, variables).await;
+        loop {
+            match self.next_within(Duration::from_secs(10)).await {
+                Said::Message(m) if m["id"] == id && m["type"] == "next" => {
+                    return m["payload"].clone();
+                }
+                Said::Message(m) if m["id"] == id && m["type"] == "error" => {
+                    return json!({ "errors": m["payload"] });
+                }
+                Said::Message(_) => continue,
+                other => panic!("operation {id} got no answer: {other:?}"),
+            }
+        }
+    }
+
+    /// The next message (pings answered), the close, or silence for `wait`.
+    pub async fn next_within(&mut self, wait: Duration) -> Said {
+        loop {
+            let msg = match tokio::time::timeout(wait, self.ws.next()).await {
+                Err(_) => return Said::Silent,
+                Ok(None) | Ok(Some(Err(_))) => return Said::Closed(None),
+                Ok(Some(Ok(msg))) => msg,
+            };
+            match msg {
+                Message::Text(t) => {
+                    let v: Value = serde_json::from_str(t.as_str()).unwrap();
+                    if v["type"] == "ping" {
+                        let _ = self.ws.send(Message::text(r#"{"type":"pong"}"#)).await;
+                        continue;
+                    }
+                    return Said::Message(v);
+                }
+                Message::Close(frame) => return Said::Closed(frame.map(|f| u16::from(f.code))),
+                _ => continue,
+            }
+        }
+    }
+
+    /// Waits up to `wait` for the socket to close, skipping other messages; its close code.
+    pub async fn closed_within(&mut self, wait: Duration) -> Option<u16> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match self.next_within(left).await {
+                Said::Closed(code) => return code,
+                Said::Silent => panic!("the socket stayed open for {wait:?}"),
+                Said::Message(_) => continue,
+            }
+        }
+    }
+}

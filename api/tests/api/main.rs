@@ -23,6 +23,7 @@ mod plain_fields;
 mod reads;
 mod rendered;
 mod secrets;
+mod security;
 mod ssh_keys;
 mod tenancy;
 mod transport;

@@ -15,7 +15,7 @@ const CLIENT_ID: &str = "autoglue-test";
 const CLIENT_SECRET: &str = "autoglue-test-secret";
 
 /// The provider process; killed on drop.
-struct Provider {
+pub struct Provider {
     child: Child,
     issuer: String,
 }
@@ -52,7 +52,14 @@ fn start_provider(redirect_uri: &str) -> Provider {
 }
 
 /// A server configured for the provider, and the provider.
-async fn app_with_provider() -> (TestApp, Provider) {
+pub async fn app_with_provider() -> (TestApp, Provider) {
+    app_with_provider_and(|_| {}).await
+}
+
+/// [`app_with_provider`] after `customize` adjusted the server's configuration.
+pub async fn app_with_provider_and(
+    customize: impl FnOnce(&mut autoglue::config::Config),
+) -> (TestApp, Provider) {
     let port = free_port();
     let provider = start_provider(&format!("http://127.0.0.1:{port}/auth/oidc/callback"));
     let issuer = provider.issuer.clone();
@@ -63,12 +70,13 @@ async fn app_with_provider() -> (TestApp, Provider) {
             client_id: CLIENT_ID.into(),
             client_secret: CLIENT_SECRET.to_owned().into(),
         });
+        customize(c);
     })
     .await;
     (app, provider)
 }
 
-fn location(resp: &reqwest::Response) -> String {
+pub fn location(resp: &reqwest::Response) -> String {
     assert!(
         resp.status().is_redirection(),
         "expected a redirect, got {}",
@@ -79,16 +87,23 @@ fn location(resp: &reqwest::Response) -> String {
 
 /// Signs `login` in through the provider like a browser; returns the final Location.
 async fn browser_sign_in(app: &TestApp, login: &str) -> String {
+    browser_sign_in_from(app, "/auth/oidc/login?redirect=/welcome", login).await
+}
+
+/// Signs `login` in like a browser that starts at `start` (a path of the server, or a full
+/// URL the server handed out); returns the final Location.
+pub async fn browser_sign_in_from(app: &TestApp, start: &str, login: &str) -> String {
     let browser = crate::helpers::http_client()
         .cookie_store(true)
         .redirect(Policy::none())
         .build()
         .unwrap();
-    let start = browser
-        .get(app.url("/auth/oidc/login?redirect=/welcome"))
-        .send()
-        .await
-        .unwrap();
+    let start_url = if start.starts_with("http") {
+        start.to_owned()
+    } else {
+        app.url(start)
+    };
+    let start = browser.get(start_url).send().await.unwrap();
     let authorize = location(&start);
     let interaction = location(&browser.get(&authorize).send().await.unwrap());
     let base = interaction
@@ -113,7 +128,7 @@ async fn browser_sign_in(app: &TestApp, login: &str) -> String {
     location(&browser.get(&callback).send().await.unwrap())
 }
 
-fn fragment_value(location: &str, key: &str) -> Option<String> {
+pub fn fragment_value(location: &str, key: &str) -> Option<String> {
     let fragment = location.split_once('#')?.1;
     fragment
         .split('&')
