@@ -203,6 +203,10 @@ pub enum DomainStatus {
     /// The DNS provider refused or failed; see the last error.
     #[sea_orm(string_value = "error")]
     Error,
+    /// Deleted while the provider may still hold its records: they are marked `ABSENT`, and
+    /// the DNS reconcile removes them there before the domain's row goes.
+    #[sea_orm(string_value = "deleting")]
+    Deleting,
 }
 
 /// DNS resource record type.

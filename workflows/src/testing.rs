@@ -1,7 +1,10 @@
 //! Small workflows that really sleep, fail, time out and record side effects: the engine's
 //! tests use them, and `autoglue serve --test-workflows` registers them so tests can drive
 //! real worker processes. They touch nothing but the run's own rows and, for
-//! [`SIDE_EFFECT`], a file the test names.
+//! [`SIDE_EFFECT`], a file the test names, which must lie in the system's temporary
+//! directory; sleeps are bounded by [`MAX_SLEEP_MS`]. So a server started with the test
+//! workflows on by mistake lets its users neither write outside the temporary directory nor
+//! hold a worker for long.
 
 use std::{io::Write, time::Duration};
 
@@ -52,7 +55,45 @@ pub struct SideEffect {
     pub ms: u64,
 }
 
+/// The longest sleep a test workflow takes (5 minutes).
+pub const MAX_SLEEP_MS: u64 = 300_000;
+
+fn bounded(ms: u64) -> Result<u64, StepError> {
+    if ms > MAX_SLEEP_MS {
+        return Err(StepError::permanent(format!(
+            "a test workflow sleeps at most {MAX_SLEEP_MS} ms"
+        )));
+    }
+    Ok(ms)
+}
+
+/// `file` if it names a file directly inside an existing folder of the temporary directory
+/// (links resolved), else a permanent failure.
+fn confined(file: &str) -> Result<std::path::PathBuf, StepError> {
+    let refuse = || {
+        StepError::permanent(format!(
+            "test workflows write only inside the temporary directory, not {file:?}"
+        ))
+    };
+    let path = std::path::Path::new(file);
+    let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
+        return Err(refuse());
+    };
+    let tmp = std::env::temp_dir().canonicalize().map_err(|_| refuse())?;
+    let parent = parent.canonicalize().map_err(|_| refuse())?;
+    if !parent.starts_with(&tmp) {
+        return Err(refuse());
+    }
+    let target = parent.join(name);
+    // An existing link must not lead out either.
+    match target.canonicalize() {
+        Ok(real) if !real.starts_with(&tmp) => Err(refuse()),
+        _ => Ok(target),
+    }
+}
+
 fn append(file: &str, line: &str) -> Result<(), StepError> {
+    let file = &confined(file)?.display().to_string();
     let mut f = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -64,6 +105,7 @@ fn append(file: &str, line: &str) -> Result<(), StepError> {
 }
 
 async fn sleep_unless_cancelled(ctx: &StepCtx, ms: u64) -> Result<(), StepError> {
+    let ms = bounded(ms)?;
     tokio::select! {
         _ = tokio::time::sleep(Duration::from_millis(ms)) => Ok(()),
         _ = ctx.cancelled() => Err(StepError::permanent("cancelled while sleeping")),
@@ -136,6 +178,8 @@ pub fn register(registry: &mut Registry) {
     registry.register(
         Workflow::builder::<SideEffect>(SIDE_EFFECT)
             .step("effect", |ctx, input: SideEffect| async move {
+                bounded(input.ms)?;
+                confined(&input.file)?;
                 let file = input.file.clone();
                 let attempt = ctx.attempt;
                 ctx.once("appended", || async move {
@@ -152,4 +196,33 @@ pub fn register(registry: &mut Registry) {
             })
             .build(),
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn files_outside_the_temporary_directory_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let inside = dir.path().join("effects.log");
+        assert!(confined(inside.to_str().unwrap()).is_ok());
+        for outside in ["/etc/autoglue-test", "/root/.bashrc", "relative.log", "/"] {
+            assert!(confined(outside).is_err(), "{outside}");
+        }
+        let sneaky = format!("{}/../../etc/passwd", dir.path().display());
+        assert!(confined(&sneaky).is_err(), "{sneaky}");
+        #[cfg(unix)]
+        {
+            let link = dir.path().join("link");
+            std::os::unix::fs::symlink("/etc/hostname", &link).unwrap();
+            assert!(confined(link.to_str().unwrap()).is_err(), "a link out");
+        }
+    }
+
+    #[test]
+    fn sleeps_are_bounded() {
+        assert!(bounded(MAX_SLEEP_MS).is_ok());
+        assert!(bounded(MAX_SLEEP_MS + 1).is_err());
+    }
 }

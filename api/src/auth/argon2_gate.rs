@@ -2,22 +2,58 @@
 //! tens of milliseconds), a bounded queue behind them, and `RATE_LIMITED` past that.
 //!
 //! Without it, anonymous logins with made-up usernames each start a hash on the blocking
-//! pool (up to 512 threads), about 9.5 GiB at once. The gate is process-wide because what it
-//! protects, the process's memory and cores, is: [`configure`] sizes it once at start-up.
+//! pool (up to 512 threads), about 9.5 GiB at once. The runs happen on threads of the gate's
+//! own, one per slot: the allocator keeps a freed 19 MiB block for the thread that used it,
+//! so runs spread over the blocking pool's changing threads left hundreds of MiB resident
+//! even with two at a time. The gate is process-wide because what it protects, the
+//! process's memory and cores, is: [`configure`] sizes it once at start-up.
 
 use std::sync::{
-    OnceLock,
+    Arc, Mutex, OnceLock,
     atomic::{AtomicU64, AtomicUsize, Ordering},
+    mpsc,
 };
 
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, oneshot};
 
 use crate::{Error, Result};
+
+type Job = Box<dyn FnOnce() + Send>;
 
 struct Gate {
     slots: Semaphore,
     waiting: AtomicUsize,
     max_waiting: usize,
+    jobs: mpsc::Sender<Job>,
+}
+
+impl Gate {
+    fn new(slots: usize, max_waiting: usize) -> Gate {
+        let slots = slots.max(1);
+        let (jobs, queue) = mpsc::channel::<Job>();
+        let queue = Arc::new(Mutex::new(queue));
+        for i in 0..slots {
+            let queue = queue.clone();
+            std::thread::Builder::new()
+                .name(format!("argon2-{i}"))
+                .spawn(move || {
+                    loop {
+                        let job = queue.lock().unwrap().recv();
+                        match job {
+                            Ok(job) => job(),
+                            Err(_) => return,
+                        }
+                    }
+                })
+                .expect("an argon2 thread starts");
+        }
+        Gate {
+            slots: Semaphore::new(slots),
+            waiting: AtomicUsize::new(0),
+            max_waiting,
+            jobs,
+        }
+    }
 }
 
 static GATE: OnceLock<Gate> = OnceLock::new();
@@ -29,18 +65,17 @@ static PEAK: AtomicUsize = AtomicUsize::new(0);
 /// (one process, one gate); later calls, as from a second server in the same test process,
 /// keep it.
 pub fn configure(slots: usize, max_waiting: usize) {
-    let _ = GATE.set(Gate {
-        slots: Semaphore::new(slots.max(1)),
-        waiting: AtomicUsize::new(0),
-        max_waiting,
-    });
+    if GATE.get().is_none() {
+        let _ = GATE.set(Gate::new(slots, max_waiting));
+    }
 }
 
 fn gate() -> &'static Gate {
-    GATE.get_or_init(|| Gate {
-        slots: Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get())),
-        waiting: AtomicUsize::new(0),
-        max_waiting: 64,
+    GATE.get_or_init(|| {
+        Gate::new(
+            std::thread::available_parallelism().map_or(2, |n| n.get()),
+            64,
+        )
     })
 }
 
@@ -58,7 +93,8 @@ impl Drop for Waiting {
     }
 }
 
-/// Runs `work` (an argon2 hash or verification) on the blocking pool once a slot is free.
+/// Runs `work` (an argon2 hash or verification) on one of the gate's threads once a slot is
+/// free.
 pub async fn run<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Result<T> {
     let gate = gate();
     let permit = match gate.slots.try_acquire() {
@@ -80,8 +116,17 @@ pub async fn run<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -
     RUNS.fetch_add(1, Ordering::Relaxed);
     let now = RUNNING.fetch_add(1, Ordering::AcqRel) + 1;
     PEAK.fetch_max(now, Ordering::AcqRel);
-    let done = tokio::task::spawn_blocking(work).await;
+    let (tx, rx) = oneshot::channel();
+    let sent = gate.jobs.send(Box::new(move || {
+        let _ = tx.send(work());
+    }));
+    let done = match sent {
+        Ok(()) => rx
+            .await
+            .map_err(|_| anyhow::anyhow!("an argon2 thread died")),
+        Err(_) => Err(anyhow::anyhow!("the argon2 threads are gone")),
+    };
     RUNNING.fetch_sub(1, Ordering::AcqRel);
     drop(permit);
-    Ok(done.map_err(|e| anyhow::anyhow!("argon2 task: {e}"))?)
+    Ok(done?)
 }

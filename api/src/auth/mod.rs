@@ -5,6 +5,7 @@
 //! the rules about users, sessions and keys live in `services`. Nothing here logs a secret.
 
 pub mod argon2_gate;
+mod argon2_memory;
 pub mod authenticate;
 pub mod keyring;
 pub mod limits;

@@ -1,10 +1,11 @@
 //! Password hashing with argon2id at OWASP's recommended cost (19 MiB, 2 passes, 1 lane).
 //!
-//! Hashing is slow on purpose, so it runs on the blocking pool, never on an async worker,
-//! and through [`super::argon2_gate`], which bounds how many run at once.
+//! Hashing is slow on purpose, so it runs on the gate's threads ([`super::argon2_gate`],
+//! which bounds how many run at once), never on an async worker, on memory each of those
+//! threads keeps ([`super::argon2_memory`]).
 
 use argon2::{
-    Algorithm, Argon2, Params, PasswordHash, PasswordHasher, PasswordVerifier, Version,
+    Algorithm, Argon2, Params, PasswordHasher, Version,
     password_hash::{SaltString, rand_core::OsRng},
 };
 use secrecy::{ExposeSecret, SecretString};
@@ -16,9 +17,12 @@ pub const MIN_LENGTH: usize = 12;
 /// Longest password accepted (argon2 takes any length; this bounds the work per request).
 pub const MAX_LENGTH: usize = 256;
 
+fn params() -> Params {
+    Params::new(19 * 1024, 2, 1, None).expect("valid argon2 parameters")
+}
+
 fn argon2() -> Argon2<'static> {
-    let params = Params::new(19 * 1024, 2, 1, None).expect("valid argon2 parameters");
-    Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+    Argon2::new(Algorithm::Argon2id, Version::V0x13, params())
 }
 
 /// Checks the password policy; `field` names the argument in the error.
@@ -42,10 +46,7 @@ pub fn check_policy(password: &SecretString, field: &str) -> Result<()> {
 /// Hashes `secret` (a password or an API key secret) into a PHC string.
 pub async fn hash(secret: SecretString) -> Result<String> {
     super::argon2_gate::run(move || {
-        let salt = SaltString::generate(&mut OsRng);
-        argon2()
-            .hash_password(secret.expose_secret().as_bytes(), &salt)
-            .map(|h| h.to_string())
+        super::argon2_memory::hash(params(), secret.expose_secret().as_bytes())
             .map_err(|e| anyhow::anyhow!("argon2: {e}"))
     })
     .await?
@@ -55,13 +56,7 @@ pub async fn hash(secret: SecretString) -> Result<String> {
 /// Whether `secret` matches the PHC string `hash`.
 pub async fn verify(secret: SecretString, hash: String) -> Result<bool> {
     super::argon2_gate::run(move || {
-        PasswordHash::new(&hash)
-            .map(|parsed| {
-                argon2()
-                    .verify_password(secret.expose_secret().as_bytes(), &parsed)
-                    .is_ok()
-            })
-            .unwrap_or(false)
+        super::argon2_memory::verify(&hash, secret.expose_secret().as_bytes())
     })
     .await
 }

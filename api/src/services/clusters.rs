@@ -18,8 +18,8 @@ use entity::{
     node_pools, servers, workflow_runs,
 };
 use sea_orm::{
-    ActiveModelBehavior, ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, Iterable,
-    PaginatorTrait, QueryFilter, Select, Set,
+    ActiveModelBehavior, ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityTrait,
+    Iterable, PaginatorTrait, QueryFilter, Select, Set,
     sea_query::{CaseStatement, Expr},
 };
 use secrecy::{ExposeSecret, SecretString};
@@ -336,6 +336,8 @@ async fn replace_metadata<C: ConnectionTrait>(
 
 /// Deletes a cluster and everything it owns (admins and above), unless a workflow run is
 /// still active on it: destruction of real machines goes through the destroy workflow.
+/// Its DNS records that the provider may hold stay, marked `ABSENT` and without a cluster,
+/// until the DNS reconcile has removed them there.
 pub async fn delete(state: &AppState, viewer: &Viewer, id: Uuid) -> Result<clusters::Model> {
     let txn = state.db.begin_write().await?;
     let cluster = get_for(&txn, viewer, id, MemberRole::Admin).await?;
@@ -354,6 +356,13 @@ pub async fn delete(state: &AppState, viewer: &Viewer, id: Uuid) -> Result<clust
             message: "a workflow run is active on this cluster; cancel it first".into(),
         });
     }
+    // Its DNS records outlive it until the reconcile has removed them at the provider.
+    dns::records::release(
+        &txn,
+        Condition::all().add(dns_records::Column::ClusterId.eq(id)),
+        true,
+    )
+    .await?;
     clusters::Entity::delete_by_id(id).exec(&txn).await?;
     audit::record(
         &txn,

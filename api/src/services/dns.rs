@@ -11,11 +11,11 @@ pub mod values;
 use anyhow::Context;
 use entity::WriteTxn as _;
 use entity::{
-    credentials, domains,
+    credentials, dns_records, domains,
     enums::{CredentialKind, CredentialScope, DomainStatus, MemberRole},
 };
 use sea_orm::{
-    ActiveModelBehavior, ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait,
+    ActiveModelBehavior, ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityTrait,
     PaginatorTrait, QueryFilter, Select, Set,
 };
 use uuid::Uuid;
@@ -183,12 +183,25 @@ pub async fn update(
     Ok(domain)
 }
 
-/// Deletes a domain (admins and above). Its records go with it (foreign key CASCADE) and
-/// its clusters stay, without a zone (SET NULL); nothing is removed at the provider.
+/// Deletes a domain (admins and above); its clusters stay, without a zone (SET NULL). When
+/// none of its records was ever synced it goes at once, records and all. Otherwise its
+/// records are marked `ABSENT` and the domain becomes `DELETING`: the DNS reconcile removes
+/// the records at the provider first, then the rows.
 pub async fn delete(state: &AppState, viewer: &Viewer, id: Uuid) -> Result<domains::Model> {
     let txn = state.db.begin_write().await?;
     let domain = get_for(&txn, viewer, id, MemberRole::Admin).await?;
-    domains::Entity::delete_by_id(id).exec(&txn).await?;
+    let which = Condition::all().add(dns_records::Column::DomainId.eq(id));
+    let published = records::release(&txn, which, false).await?;
+    let domain = if published > 0 {
+        // The rows go with the domain: it stays, DELETING, until the reconcile has removed
+        // its records at the provider.
+        let mut row: domains::ActiveModel = domain.into();
+        row.status = Set(DomainStatus::Deleting);
+        row.update(&txn).await?
+    } else {
+        domains::Entity::delete_by_id(id).exec(&txn).await?;
+        domain
+    };
     let entry = Audit::new("domain.delete")
         .org(domain.organization_id)
         .target("domain", id);

@@ -1,8 +1,8 @@
 //! Domains, DNS records and load balancers: credential checks, record validation per type,
 //! CNAME exclusivity, delete semantics, cascades, listener validation.
 
-use entity::dns_records;
-use sea_orm::{ActiveModelTrait, EntityTrait, PaginatorTrait, Set};
+use entity::{dns_records, enums::DnsDesiredState};
+use sea_orm::{ActiveModelTrait, EntityTrait, Set};
 use serde_json::{Value, json};
 
 use crate::{
@@ -268,18 +268,28 @@ async fn deleting_a_synced_record_marks_it_absent_and_an_unsynced_one_goes() {
         .unwrap();
     assert!(kept.is_some());
 
-    app.gql_ok(
-        "mutation($id: ID!) { deleteDomain(input: {id: $id}) { domain { zoneName } } }",
-        json!({ "id": d }),
+    // The synced record may still be published: the domain waits, DELETING, for the
+    // reconcile to remove it at the provider; its record never synced goes now.
+    let deleting = app
+        .gql_ok(
+            "mutation($id: ID!) { deleteDomain(input: {id: $id}) { domain { zoneName status } } }",
+            json!({ "id": d }),
+        )
+        .await;
+    assert_eq!(deleting["deleteDomain"]["domain"]["status"], "DELETING");
+    let left = dns_records::Entity::find()
+        .all(&app.state.db)
+        .await
+        .unwrap();
+    assert_eq!(left.len(), 1, "{left:?}");
+    assert_eq!(left[0].id, uuid_of(&ids[1]));
+    assert_eq!(left[0].desired_state, DnsDesiredState::Absent);
+    let refused = record(
+        &app,
+        json!({ "domainId": d, "name": "late", "type": "A", "values": ["192.0.2.9"] }),
     )
     .await;
-    assert_eq!(
-        dns_records::Entity::find()
-            .count(&app.state.db)
-            .await
-            .unwrap(),
-        0
-    );
+    assert_eq!(error_code(&refused), "CONFLICT", "{refused}");
 }
 
 #[tokio::test]

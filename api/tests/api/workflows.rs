@@ -37,7 +37,7 @@ async fn start_as(app: &TestApp, token: &str, input: Value) -> Value {
 }
 
 /// Starts a run as `token`, which must succeed; returns its global ID.
-async fn start_ok(app: &TestApp, token: &str, org: &str, kind: &str, input: Value) -> String {
+pub async fn start_ok(app: &TestApp, token: &str, org: &str, kind: &str, input: Value) -> String {
     let resp = start_as(
         app,
         token,
@@ -73,7 +73,7 @@ async fn wait_until(
     }
 }
 
-async fn wait_for_status(app: &TestApp, token: &str, id: &str, status: &str) -> Value {
+pub async fn wait_for_status(app: &TestApp, token: &str, id: &str, status: &str) -> Value {
     wait_until(app, token, id, status, |r| r["status"] == status).await
 }
 

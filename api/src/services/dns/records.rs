@@ -9,14 +9,18 @@
 //! never synced has nothing to remove, and its row goes at once.
 
 use anyhow::Context;
+use chrono::Utc;
 use entity::WriteTxn as _;
 use entity::{
     dns_records, domains,
-    enums::{DnsDesiredState, DnsObservedState, DnsRecordPurpose, DnsRecordType, MemberRole},
+    enums::{
+        DnsDesiredState, DnsObservedState, DnsRecordPurpose, DnsRecordType, DomainStatus,
+        MemberRole,
+    },
 };
 use sea_orm::{
-    ActiveModelBehavior, ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter,
-    QueryOrder, Select, Set,
+    ActiveModelBehavior, ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityTrait,
+    QueryFilter, QueryOrder, Select, Set, sea_query::Expr,
 };
 use serde_json::json;
 use uuid::Uuid;
@@ -156,6 +160,12 @@ pub async fn create(
     let values = values::record_values(new.record_type, &new.values, "input.values")?;
     let txn = state.db.begin_write().await?;
     let domain = super::get_for(&txn, viewer, domain, MemberRole::Member).await?;
+    if domain.status == DomainStatus::Deleting {
+        return Err(Error::Conflict {
+            field: Some("input.domainId".into()),
+            message: "the domain is being deleted".into(),
+        });
+    }
     let cluster = match new.cluster_id {
         Some(id) => Some(
             clusters::find(&txn, viewer, id)
@@ -234,6 +244,44 @@ pub async fn update(
     audit::record(&txn, viewer, entry).await?;
     txn.commit().await?;
     Ok(record)
+}
+
+/// Lets go of the records `which` selects before their cluster or domain goes, so that
+/// none is left published at the provider with nobody to remove it (a dangling record is a
+/// subdomain takeover waiting to happen). Records never synced exist nowhere else and are
+/// deleted; the others are marked `ABSENT` (and, with `detach_cluster`, freed from their
+/// cluster) for the reconcile to remove at the provider, then as rows. Returns how many
+/// were kept for the reconcile.
+pub async fn release<C: ConnectionTrait>(
+    db: &C,
+    which: Condition,
+    detach_cluster: bool,
+) -> Result<u64> {
+    let never_synced = Condition::all()
+        .add(dns_records::Column::ObservedState.eq(DnsObservedState::Pending))
+        .add(dns_records::Column::LastSyncedAt.is_null());
+    dns_records::Entity::delete_many()
+        .filter(which.clone())
+        .filter(never_synced.clone())
+        .exec(db)
+        .await
+        .context("deleting records never synced")?;
+    let mut kept = dns_records::Entity::update_many()
+        .col_expr(
+            dns_records::Column::DesiredState,
+            Expr::value(DnsDesiredState::Absent),
+        )
+        .col_expr(dns_records::Column::UpdatedAt, Expr::value(Utc::now()));
+    if detach_cluster {
+        kept = kept.col_expr(dns_records::Column::ClusterId, Expr::value(None::<Uuid>));
+    }
+    let kept = kept
+        .filter(which)
+        .filter(never_synced.not())
+        .exec(db)
+        .await
+        .context("marking records for removal")?;
+    Ok(kept.rows_affected)
 }
 
 /// Deletes a record (admins and above). A record ever synced is only marked `ABSENT`: the

@@ -1,5 +1,9 @@
 //! The fixes of a security review (issue 21), one module per finding; each test failed on
 //! the code before its fix.
 
+mod expensive;
+mod login_limits;
+mod minor;
 mod redirect;
+mod socket_limits;
 mod socket_rights;
