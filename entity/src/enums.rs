@@ -187,6 +187,21 @@ pub enum CredentialScope {
     Resource,
 }
 
+/// Whether an organization's claim on an email domain is proved.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum, Serialize, Deserialize,
+)]
+#[cfg_attr(feature = "graphql", derive(async_graphql::Enum))]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::N(32))")]
+pub enum EmailDomainStatus {
+    /// Claimed, not proved: sign-ins from the domain do not join.
+    #[sea_orm(string_value = "pending")]
+    Pending,
+    /// Proved by its DNS TXT record or approved by an instance admin.
+    #[sea_orm(string_value = "verified")]
+    Verified,
+}
+
 /// State of a DNS zone managed by Autoglue.
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum, Serialize, Deserialize,

@@ -1,5 +1,6 @@
 //! Organizations: the tenants that own every fleet resource.
 
+use crate::enums::EmailDomainStatus;
 use sea_orm::entity::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -12,9 +13,13 @@ pub struct Model {
     pub name: String,
     #[sea_orm(column_type = "Text")]
     pub description: Option<String>,
-    /// Claimed email domain; one organization per domain.
-    #[sea_orm(unique)]
+    /// Claimed email domain; unique among verified claims only.
     pub email_domain: Option<String>,
+    /// Whether the claim is proved; only verified domains make sign-ins members.
+    pub email_domain_status: Option<EmailDomainStatus>,
+    /// The value the claim's DNS TXT record must hold.
+    pub email_domain_token: Option<String>,
+    pub email_domain_verified_at: Option<DateTimeUtc>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

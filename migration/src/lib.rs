@@ -13,6 +13,7 @@ mod m20261121_000005_cluster_links;
 mod m20261121_000006_workflow_engine;
 mod m20261122_000007_step_tasks;
 mod m20261204_000008_step_fillfactor;
+mod m20261207_000009_email_domain_claims;
 
 /// Runs the migrations in order.
 pub struct Migrator;
@@ -29,6 +30,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261121_000006_workflow_engine::Migration),
             Box::new(m20261122_000007_step_tasks::Migration),
             Box::new(m20261204_000008_step_fillfactor::Migration),
+            Box::new(m20261207_000009_email_domain_claims::Migration),
         ]
     }
 }

@@ -69,6 +69,30 @@ struct LoginState {
     verifier: String,
     redirect: String,
     exp: i64,
+    /// The signed-in user who asked to link this sign-in's identity to their account.
+    #[serde(default)]
+    link_user: Option<Uuid>,
+}
+
+/// What a link ticket carries: who asked to link, until when.
+#[derive(Serialize, Deserialize)]
+struct LinkTicket {
+    user: Uuid,
+    exp: i64,
+}
+
+/// How long a link ticket may wait before its sign-in starts.
+const LINK_TTL_SECS: i64 = 120;
+
+fn link_context() -> SealContext<'static> {
+    SealContext::new("oidc", "link_ticket", Uuid::nil())
+}
+
+/// Where a finished sign-in goes: the user's claims, the page, and the account to link to.
+pub struct Finished {
+    pub claims: IdClaims,
+    pub redirect: String,
+    pub link_user: Option<Uuid>,
 }
 
 /// The verified claims of an ID token that sign-in uses.
@@ -160,8 +184,31 @@ impl Oidc {
             .set_redirect_uri(RedirectUrl::new(self.redirect_uri.clone())?))
     }
 
+    /// A ticket for `user` to start a sign-in whose identity links to their account
+    /// (`/auth/oidc/login?link=…`); sealed, valid for two minutes.
+    pub fn link_ticket(&self, user: Uuid) -> String {
+        let ticket = LinkTicket {
+            user,
+            exp: Utc::now().timestamp() + LINK_TTL_SECS,
+        };
+        let plain = serde_json::to_vec(&ticket).expect("a ticket encodes");
+        URL_SAFE_NO_PAD.encode(self.key.seal(&link_context(), &plain))
+    }
+
+    /// The user a ticket from [`Self::link_ticket`] names, if it opens and has not expired.
+    pub fn open_link_ticket(&self, ticket: &str) -> Option<Uuid> {
+        let sealed = URL_SAFE_NO_PAD.decode(ticket).ok()?;
+        let plain = self.key.open(&link_context(), &sealed).ok()?;
+        let ticket: LinkTicket = serde_json::from_slice(&plain).ok()?;
+        (ticket.exp >= Utc::now().timestamp()).then_some(ticket.user)
+    }
+
     /// The provider URL to send the browser to, and the sealed cookie value to set.
-    pub async fn start(&self, redirect: String) -> anyhow::Result<(String, String)> {
+    pub async fn start(
+        &self,
+        redirect: String,
+        link_user: Option<Uuid>,
+    ) -> anyhow::Result<(String, String)> {
         let d = self.discovery().await?;
         let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
         let nonce = CsrfToken::new_random().secret().clone();
@@ -178,19 +225,20 @@ impl Oidc {
             verifier: verifier.secret().clone(),
             redirect,
             exp: Utc::now().timestamp() + LOGIN_TTL_SECS,
+            link_user,
         };
         let sealed = self.key.seal(&seal_context(), &serde_json::to_vec(&login)?);
         Ok((url.to_string(), URL_SAFE_NO_PAD.encode(sealed)))
     }
 
     /// Finishes the flow: checks `state` against the cookie, exchanges `code`, verifies the
-    /// ID token. Returns its claims and where the web app wanted to go.
+    /// ID token. Returns its claims, where the web app wanted to go, and who asked to link.
     pub async fn finish(
         &self,
         cookie: &str,
         code: String,
         state: &str,
-    ) -> anyhow::Result<(IdClaims, String)> {
+    ) -> anyhow::Result<Finished> {
         let sealed = URL_SAFE_NO_PAD
             .decode(cookie)
             .context("malformed login cookie")?;
@@ -218,7 +266,11 @@ impl Oidc {
         if claims.nonce.as_deref() != Some(login.nonce.as_str()) {
             bail!("ID token nonce does not match");
         }
-        Ok((claims, login.redirect))
+        Ok(Finished {
+            claims,
+            redirect: login.redirect,
+            link_user: login.link_user,
+        })
     }
 
     async fn verify_id_token(&self, d: &Discovery, token: &str) -> anyhow::Result<IdClaims> {

@@ -207,6 +207,15 @@ pub struct SettingsArgs {
     /// Public base URL of this server, for redirects [default: http://<listen>]
     #[arg(long, env = "AUTOGLUE_PUBLIC_URL", global = true, value_name = "URL")]
     pub public_url: Option<String>,
+    /// DNS server (`IP:port`) that checks email domain claims' TXT records [default: the
+    /// system's resolvers]
+    #[arg(
+        long,
+        env = "AUTOGLUE_DNS_RESOLVER",
+        global = true,
+        value_name = "ADDR"
+    )]
+    pub dns_resolver: Option<String>,
     /// OpenID Connect issuer URL; enables /auth/oidc/login
     #[arg(long, env = "AUTOGLUE_OIDC_ISSUER", global = true, value_name = "URL")]
     pub oidc_issuer: Option<String>,
@@ -334,6 +343,8 @@ pub struct AuthSettings {
     pub signup_enabled: bool,
     /// Public base URL (no trailing slash); `None` means `http://<listen>`.
     pub public_url: Option<url::Url>,
+    /// The DNS server that answers email domain challenges; `None`: the system's.
+    pub dns_resolver: Option<SocketAddr>,
     /// Sign-in through an OpenID Connect provider.
     pub oidc: Option<OidcSettings>,
 }
@@ -437,6 +448,7 @@ impl Default for Config {
                 signing_key_rotation: Duration::from_secs(30 * 24 * 3600),
                 signup_enabled: false,
                 public_url: None,
+                dns_resolver: None,
                 oidc: None,
             },
             limits: LimitSettings::default(),
@@ -629,6 +641,14 @@ impl Config {
             .0
             .map(|u| parse_http_url(&u, "AUTOGLUE_PUBLIC_URL"))
             .transpose()?;
+        let mut resolver = Given(None);
+        layers.set(
+            &mut resolver,
+            &args.dns_resolver,
+            "dns_resolver",
+            "AUTOGLUE_DNS_RESOLVER",
+        )?;
+        a.dns_resolver = resolver.0;
         let (mut issuer, mut id, mut secret) = (Text(None), Text(None), Text(None));
         layers.set(
             &mut issuer,
@@ -736,6 +756,7 @@ impl ConfigFile {
         "signing_key_rotation_days",
         "signup",
         "public_url",
+        "dns_resolver",
         "oidc_issuer",
         "oidc_client_id",
         "oidc_client_secret",

@@ -9,6 +9,7 @@ mod api_keys;
 mod audit;
 mod credentials;
 mod dns;
+mod email_domains;
 pub mod errors;
 mod fleet;
 mod jobs;
@@ -56,6 +57,7 @@ pub struct MutationRoot(
     sessions::SessionMutation,
     users::UserMutation,
     organizations::OrganizationMutation,
+    email_domains::EmailDomainMutation,
     members::MemberMutation,
     api_keys::ApiKeyMutation,
     fleet::FleetMutation,

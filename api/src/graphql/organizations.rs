@@ -5,13 +5,18 @@ use async_graphql::{
     futures_util::Stream,
 };
 use chrono::{DateTime, Utc};
-use entity::{audit_log, enums::MemberRole, organizations};
+use entity::{
+    audit_log,
+    enums::{EmailDomainStatus, MemberRole},
+    organizations,
+};
 use futures_util::StreamExt;
 use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
 
 use super::{
     api_keys::OrganizationKey,
     audit::AuditEntry,
+    email_domains::EmailDomainChallenge,
     relay::{ConnectionFields, GlobalId, IdConnection, NodeKind, PageArgs, connection},
     state,
     users::Membership,
@@ -45,9 +50,24 @@ impl Organization {
     async fn description(&self) -> Option<&str> {
         self.0.description.as_deref()
     }
-    /// Email domain claimed by the organization: verified sign-ins there join as members.
+    /// Email domain claimed by the organization: once the claim is `VERIFIED`, users who
+    /// sign in with a verified address there join as members.
     async fn email_domain(&self) -> Option<&str> {
         self.0.email_domain.as_deref()
+    }
+    /// Whether the email domain claim is proved.
+    async fn email_domain_status(&self) -> Option<EmailDomainStatus> {
+        self.0.email_domain_status
+    }
+    /// The DNS TXT record that proves the claim (owners; null for others), checked by
+    /// `verifyEmailDomain`.
+    async fn email_domain_challenge(&self, ctx: &Context<'_>) -> Option<EmailDomainChallenge> {
+        let owner = viewer(ctx).role_in(self.0.id) == Some(MemberRole::Owner);
+        let (domain, token) = (
+            self.0.email_domain.as_deref()?,
+            self.0.email_domain_token.as_deref()?,
+        );
+        owner.then(|| EmailDomainChallenge::new(domain, token))
     }
     /// When it was created.
     async fn created_at(&self) -> DateTime<Utc> {
@@ -167,7 +187,9 @@ pub struct UpdateOrganizationInput {
     pub id: ID,
     pub name: Option<String>,
     pub description: MaybeUndefined<String>,
-    /// Claim an email domain: users who sign in with a verified address there join as members.
+    /// Claim an email domain (public mail domains are refused): the claim is `PENDING` until
+    /// proved by its DNS TXT record (`verifyEmailDomain`) or an instance admin
+    /// (`approveEmailDomain`); then users who sign in with a verified address there join.
     pub email_domain: MaybeUndefined<String>,
 }
 

@@ -7,7 +7,10 @@ use secrecy::{ExposeSecret, SecretString};
 use super::{state, users::User};
 use crate::{
     Result,
-    services::sessions::{self as service, ClientInfo, Session},
+    services::{
+        identities,
+        sessions::{self as service, ClientInfo, Session},
+    },
     viewer::viewer,
 };
 
@@ -59,6 +62,22 @@ fn client<'a>(ctx: &'a Context<'_>) -> std::borrow::Cow<'a, ClientInfo> {
     }
 }
 
+/// Input of `startOidcLink`.
+#[derive(InputObject)]
+pub struct StartOidcLinkInput {
+    /// The page of this server to land on afterwards (default `/`).
+    pub redirect: Option<String>,
+}
+
+/// Result of `startOidcLink`.
+#[derive(SimpleObject)]
+pub struct StartOidcLinkPayload {
+    /// The path of this server to send the browser to, within two minutes. Keep it to the
+    /// signed-in user's own browser: whoever signs in through it links their identity to
+    /// this account.
+    pub url: String,
+}
+
 #[derive(Default)]
 pub struct SessionMutation;
 
@@ -89,6 +108,18 @@ impl SessionMutation {
         )
         .await?;
         Ok(session.into())
+    }
+
+    /// Starts linking an identity of the OIDC provider to your account (signed in with an
+    /// access token): send the browser to `url`; after the provider it signs in to this
+    /// account from then on.
+    async fn start_oidc_link(
+        &self,
+        ctx: &Context<'_>,
+        input: StartOidcLinkInput,
+    ) -> Result<StartOidcLinkPayload> {
+        let url = identities::start_link(state(ctx), viewer(ctx), input.redirect.as_deref())?;
+        Ok(StartOidcLinkPayload { url })
     }
 
     /// Ends the session the refresh token belongs to.

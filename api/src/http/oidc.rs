@@ -26,6 +26,8 @@ use crate::{
 pub struct LoginQuery {
     /// Where the web app wants to land afterwards: a path on this server.
     redirect: Option<String>,
+    /// A link ticket (`startOidcLink`): the identity signed in links to that user.
+    link: Option<String>,
 }
 
 fn cookie(value: &str, max_age: i64, secure: bool) -> String {
@@ -38,7 +40,17 @@ pub async fn login(State(state): State<HttpState>, Query(q): Query<LoginQuery>) 
     let Some(oidc) = state.app.oidc.as_ref() else {
         return (StatusCode::NOT_FOUND, "OIDC sign-in is not configured").into_response();
     };
-    match oidc.start(safe_redirect(q.redirect.as_deref())).await {
+    let link_user = match q.link.as_deref().map(|t| oidc.open_link_ticket(t)) {
+        Some(None) => {
+            return Redirect::to("/#error=link_expired").into_response();
+        }
+        Some(user) => user,
+        None => None,
+    };
+    match oidc
+        .start(safe_redirect(q.redirect.as_deref()), link_user)
+        .await
+    {
         Ok((url, sealed)) => {
             let secure = url.starts_with("https://");
             (
@@ -97,14 +109,19 @@ pub async fn callback(
     let (Some(code), Some(st), Some(sealed)) = (q.code, q.state, read_cookie(&headers)) else {
         return fail("invalid_request");
     };
-    let (claims, redirect) = match oidc.finish(&sealed, code, &st).await {
+    let finished = match oidc.finish(&sealed, code, &st).await {
         Ok(found) => found,
         Err(e) => {
             tracing::warn!(error = %e, "OIDC sign-in failed");
             return fail("sign_in_failed");
         }
     };
-    let user = match identities::sign_in(&state.app, &claims).await {
+    let redirect = finished.redirect;
+    let signed_in = match finished.link_user {
+        Some(user) => identities::link(&state.app, user, &finished.claims).await,
+        None => identities::sign_in(&state.app, &finished.claims).await,
+    };
+    let user = match signed_in {
         Ok(user) => user,
         Err(e) => {
             tracing::warn!(error = ?e, "OIDC sign-in refused");

@@ -1,14 +1,21 @@
-//! Users from an OpenID Connect provider: found by (issuer, subject), else linked by a
-//! verified email, else created. A verified address in a domain an organization claimed
-//! makes the user a member of it.
+//! Users from an OpenID Connect provider: found by (issuer, subject), else linked by an email
+//! this system has verified (a `user_emails` row with `verified`, as earlier OIDC sign-ins
+//! record), else created. An email someone typed into `signUp` or a profile proves nothing:
+//! linking by it would hand that account to whoever registered the address first, so such
+//! an account is never linked by email (its owner links explicitly, signed in, through
+//! [`link`]), and the address goes to the account that proved it. A verified address in a
+//! verified domain of an organization makes the user a member of it.
 
 use anyhow::Context;
 use chrono::Utc;
 use entity::WriteTxn as _;
-use entity::{enums::MemberRole, memberships, organizations, user_emails, user_identities, users};
+use entity::{
+    enums::{EmailDomainStatus, MemberRole},
+    memberships, organizations, user_emails, user_identities, users,
+};
 use sea_orm::{
     ActiveModelBehavior, ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction,
-    EntityTrait, QueryFilter, Set,
+    EntityTrait, QueryFilter, Set, sea_query::Expr,
 };
 
 use crate::{
@@ -16,6 +23,7 @@ use crate::{
     auth::oidc::IdClaims,
     services::users::{Username, parse_email},
     state::AppState,
+    viewer::Viewer,
 };
 
 /// The user behind verified `claims`, created or linked as needed.
@@ -46,16 +54,17 @@ pub async fn sign_in(state: &AppState, claims: &IdClaims) -> Result<users::Model
         }
         None => {
             let linked = match &email {
-                Some(email) => users::Entity::find()
-                    .filter(users::Column::Email.eq(email))
-                    .one(&txn)
-                    .await
-                    .context("loading a user by email")?,
+                Some(email) => verified_owner(&txn, email).await?,
                 None => None,
             };
             let user = match linked {
                 Some(user) => user,
-                None => create(&txn, claims, email.clone()).await?,
+                None => {
+                    if let Some(email) = &email {
+                        release_unverified(&txn, email).await?;
+                    }
+                    create(&txn, claims, email.clone()).await?
+                }
             };
             let mut identity = user_identities::ActiveModel::new();
             identity.user_id = Set(user.id);
@@ -77,6 +86,121 @@ pub async fn sign_in(state: &AppState, claims: &IdClaims) -> Result<users::Model
     let mut model: users::ActiveModel = user.into();
     model.last_login_at = Set(Some(Utc::now()));
     let user = model.update(&txn).await?;
+    txn.commit().await?;
+    Ok(user)
+}
+
+/// The user who proved `email` here before (a verified `user_emails` row).
+async fn verified_owner<C: ConnectionTrait>(db: &C, email: &str) -> Result<Option<users::Model>> {
+    let Some(row) = user_emails::Entity::find()
+        .filter(user_emails::Column::Email.eq(email))
+        .filter(user_emails::Column::Verified.eq(true))
+        .one(db)
+        .await
+        .context("loading a verified email")?
+    else {
+        return Ok(None);
+    };
+    Ok(users::Entity::find_by_id(row.user_id)
+        .one(db)
+        .await
+        .context("loading the email's user")?)
+}
+
+/// Takes `email` from accounts that only typed it in: the account that proves it gets it.
+async fn release_unverified<C: ConnectionTrait>(db: &C, email: &str) -> Result<()> {
+    let cleared = users::Entity::update_many()
+        .col_expr(users::Column::Email, Expr::value(None::<String>))
+        .filter(users::Column::Email.eq(email))
+        .exec(db)
+        .await
+        .context("releasing an unverified email")?;
+    user_emails::Entity::delete_many()
+        .filter(user_emails::Column::Email.eq(email))
+        .filter(user_emails::Column::Verified.eq(false))
+        .exec(db)
+        .await?;
+    if cleared.rows_affected > 0 {
+        tracing::info!("an unverified email went to the account that proved it at the provider");
+    }
+    Ok(())
+}
+
+/// The path that starts a linking sign-in for the signed-in user (`/auth/oidc/login` with a
+/// link ticket). Users signed in with an access token only: a leaked API key must not be
+/// able to attach an identity to its owner's account.
+pub fn start_link(state: &AppState, viewer: &Viewer, redirect: Option<&str>) -> Result<String> {
+    let me = viewer.require_user()?;
+    if me.api_key_id.is_some() {
+        return Err(Error::Forbidden(
+            "link an identity signed in with your password or provider, not an API key".into(),
+        ));
+    }
+    let Some(oidc) = state.oidc.as_ref() else {
+        return Err(Error::bad_input("input", "OIDC sign-in is not configured"));
+    };
+    let mut url = url::Url::parse("http://autoglue.invalid/auth/oidc/login").expect("valid");
+    url.query_pairs_mut()
+        .append_pair("redirect", redirect.unwrap_or("/"))
+        .append_pair("link", &oidc.link_ticket(me.id));
+    Ok(format!(
+        "{}?{}",
+        url.path(),
+        url.query().unwrap_or_default()
+    ))
+}
+
+/// Links the identity of verified `claims` to `user_id`, who is signed in and asked to
+/// (`startOidcLink`). `CONFLICT` when the identity already belongs to another account.
+pub async fn link(
+    state: &AppState,
+    user_id: uuid::Uuid,
+    claims: &IdClaims,
+) -> Result<users::Model> {
+    let txn = state.db.begin_write().await?;
+    let user = users::Entity::find_by_id(user_id)
+        .one(&txn)
+        .await?
+        .filter(|u| !u.disabled)
+        .ok_or(Error::Unauthenticated)?;
+    let identity = user_identities::Entity::find()
+        .filter(user_identities::Column::Issuer.eq(&claims.iss))
+        .filter(user_identities::Column::Subject.eq(&claims.sub))
+        .one(&txn)
+        .await
+        .context("loading an identity")?;
+    match identity {
+        Some(identity) if identity.user_id != user.id => {
+            return Err(Error::Conflict {
+                field: None,
+                message: "this identity already signs in to another account".into(),
+            });
+        }
+        Some(_) => {}
+        None => {
+            let mut identity = user_identities::ActiveModel::new();
+            identity.user_id = Set(user.id);
+            identity.issuer = Set(claims.iss.clone());
+            identity.subject = Set(claims.sub.clone());
+            identity.email = Set(claims.email.clone());
+            identity.last_login_at = Set(Some(Utc::now()));
+            identity.insert(&txn).await?;
+            tracing::info!(username = %user.username, issuer = %claims.iss, "linked an OIDC identity");
+        }
+    }
+    let email = claims
+        .email
+        .as_deref()
+        .and_then(|e| parse_email(e, "email").ok())
+        .filter(|_| claims.email_verified);
+    if let Some(email) = &email
+        && verified_owner(&txn, email).await?.is_none()
+    {
+        if user.email.as_deref() != Some(email.as_str()) {
+            release_unverified(&txn, email).await?;
+        }
+        remember_email(&txn, &user, email).await?;
+    }
     txn.commit().await?;
     Ok(user)
 }
@@ -175,6 +299,7 @@ async fn join_claimed_domain<C: ConnectionTrait>(
     };
     let Some(org) = organizations::Entity::find()
         .filter(organizations::Column::EmailDomain.eq(domain))
+        .filter(organizations::Column::EmailDomainStatus.eq(EmailDomainStatus::Verified))
         .one(db)
         .await?
     else {

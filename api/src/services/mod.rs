@@ -7,6 +7,7 @@ pub mod clusters;
 pub mod credentials;
 pub mod data_keys;
 pub mod dns;
+pub mod email_domains;
 pub mod identities;
 pub mod jobs;
 pub mod load_balancers;

@@ -14,6 +14,7 @@ use crate::{
     bus::Event,
     error::OnUniqueViolation,
     services::audit::{self, Audit},
+    services::email_domains,
     services::pagination::{Page, PageRequest, fetch_page},
     state::AppState,
     viewer::Viewer,
@@ -144,12 +145,16 @@ pub async fn update_organization(
         model.description = Set(description);
     }
     if let Some(domain) = change.email_domain {
-        model.email_domain = Set(domain);
+        if let Some(domain) = &domain {
+            email_domains::check_claimable(domain, "input.emailDomain")?;
+        }
+        let current = model.email_domain.clone().unwrap();
+        email_domains::set_claim(&mut model, current.as_deref(), domain);
     }
-    let org = model.update(&state.db).await.on_unique_violation(
-        "input",
-        "another organization already has this name or email domain",
-    )?;
+    let org = model
+        .update(&state.db)
+        .await
+        .on_unique_violation("input", "another organization already has this name")?;
     let entry = Audit::new("organization.update")
         .org(org.id)
         .target("organization", org.id);

@@ -590,3 +590,18 @@ impl Socket {
         }
     }
 }
+
+/// Waits (at most 10 s) until something accepts TCP connections on 127.0.0.1:`port`.
+pub async fn wait_for_port(port: u16) {
+    let started = std::time::Instant::now();
+    while tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .is_err()
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "nothing listens on port {port}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

@@ -145,6 +145,12 @@ async fn oidc_sign_in_creates_links_and_joins() {
         json!({ "id": org }),
     )
     .await;
+    // A claim counts once proved; an instance admin's approval proves it here.
+    app.gql_ok(
+        "mutation($id: ID!) { approveEmailDomain(input: {organizationId: $id}) { organization { emailDomainStatus } } }",
+        json!({ "id": org }),
+    )
+    .await;
 
     let landed = browser_sign_in(&app, "carol").await;
     assert!(landed.starts_with("/welcome#"), "{landed}");

@@ -47,6 +47,8 @@ async fn operations_per_socket_are_bounded() {
     for id in ["1", "2", "3"] {
         socket.start(id, ORGS_CREATED, json!({})).await;
     }
+    // Each authorizes before it takes its place: give them the time.
+    tokio::time::sleep(Duration::from_secs(1)).await;
     let refused = socket.run("4", "{ me { username } }", json!({})).await;
     assert_eq!(error_code(&refused), "RATE_LIMITED", "{refused}");
     // Ending one frees its place.
