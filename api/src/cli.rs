@@ -1,6 +1,5 @@
 //! The `autoglue` command line: `serve` (default), `migrate`, `schema`, `version`.
 
-use entity::WriteTxn as _;
 use std::path::PathBuf;
 
 use anyhow::Context;
@@ -134,9 +133,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 .map_err(|e| anyhow::anyhow!("invalid {}: {e}", new_key_file.display()))?;
             let conn = db::connect(&config.database).await?;
             let old = auth::master_key::load(&config.auth, &config.database.url)?;
-            let (orgs, signing) = rotate_master(&conn, &old, &new).await?;
+            let done = crate::services::master_rotation::rotate_master(&conn, &old, &new).await?;
+            let skipped = match done.skipped {
+                0 => String::new(),
+                n => format!(" ({n} were under it already)"),
+            };
             println!(
-                "re-wrapped {orgs} organization keys and {signing} signing keys under master key {}; point AUTOGLUE_MASTER_KEY_FILE at {} now",
+                "re-wrapped {} organization keys and {} signing keys under master key {}{skipped}; running servers refuse to wrap new keys until restarted with it: point AUTOGLUE_MASTER_KEY_FILE at {} and restart them now",
+                done.org_keys,
+                done.signing_keys,
                 new.id(),
                 new_key_file.display()
             );
@@ -150,10 +155,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let instance = std::sync::Arc::new(master.instance_key());
             let ttl = config.auth.access_token_ttl;
             if let KeysAction::Rotate = action {
-                let kid = keyring::rotate(&conn, &instance, ttl).await?;
+                let kid = keyring::rotate(&conn, &instance, &master.id(), ttl).await?;
                 println!("rotated: new signing key {kid}");
             } else {
-                KeyRing::load(conn, instance, ttl).await?;
+                KeyRing::load(conn, instance, master.id(), ttl).await?;
                 println!("a signing key is in place");
             }
             Ok(())
@@ -187,47 +192,4 @@ async fn migrate(config: &Config, action: MigrateAction) -> anyhow::Result<()> {
         }
     }
     Ok(())
-}
-
-/// Re-wraps organization keys and re-seals signing keys under `new`, all or nothing.
-async fn rotate_master(
-    conn: &sea_orm::DatabaseConnection,
-    old: &vault::MasterKey,
-    new: &vault::MasterKey,
-) -> anyhow::Result<(usize, usize)> {
-    use entity::{organization_data_keys, signing_keys};
-    use sea_orm::{ActiveModelTrait, EntityTrait, Set};
-    use vault::SealContext;
-
-    let txn = conn.begin_write().await?;
-    let org_keys = organization_data_keys::Entity::find().all(&txn).await?;
-    let orgs = org_keys.len();
-    for row in org_keys {
-        let wrapped =
-            vault::rewrap(old, new, row.organization_id, &row.wrapped_key).map_err(|e| {
-                anyhow::anyhow!(
-                    "organization {}: {e}; is the current master key right?",
-                    row.organization_id
-                )
-            })?;
-        let mut row: organization_data_keys::ActiveModel = row.into();
-        row.wrapped_key = Set(wrapped);
-        row.master_key_id = Set(new.id());
-        row.update(&txn).await?;
-    }
-    let (old_instance, new_instance) = (old.instance_key(), new.instance_key());
-    let keys = signing_keys::Entity::find().all(&txn).await?;
-    let signing = keys.len();
-    for row in keys {
-        let ctx = SealContext::new("signing_keys", "private_key_sealed", row.id);
-        let secret = old_instance
-            .open(&ctx, &row.private_key_sealed)
-            .map_err(|e| anyhow::anyhow!("signing key {}: {e}", row.kid))?;
-        let sealed = new_instance.seal(&ctx, &secret);
-        let mut row: signing_keys::ActiveModel = row.into();
-        row.private_key_sealed = Set(sealed);
-        row.update(&txn).await?;
-    }
-    txn.commit().await?;
-    Ok((orgs, signing))
 }

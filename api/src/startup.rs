@@ -18,7 +18,7 @@ use crate::{
     db, http, maintenance,
     services::{
         data_keys::{self, Keys},
-        users,
+        master_fence, users,
     },
     state::AppState,
 };
@@ -55,10 +55,13 @@ impl Application {
                 .await
                 .context("applying database migrations")?;
         }
+        master_fence::record_if_unset(&conn, &master.id()).await?;
+        let master_id = master.id();
         let keys = Arc::new(Keys::new(master));
         let keyring = KeyRing::load(
             conn.clone(),
             keys.instance_key(),
+            master_id,
             config.auth.access_token_ttl,
         )
         .await

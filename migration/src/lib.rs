@@ -14,6 +14,7 @@ mod m20261121_000006_workflow_engine;
 mod m20261122_000007_step_tasks;
 mod m20261204_000008_step_fillfactor;
 mod m20261207_000009_email_domain_claims;
+mod m20261207_000010_master_key_fence;
 
 /// Runs the migrations in order.
 pub struct Migrator;
@@ -31,6 +32,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000007_step_tasks::Migration),
             Box::new(m20261204_000008_step_fillfactor::Migration),
             Box::new(m20261207_000009_email_domain_claims::Migration),
+            Box::new(m20261207_000010_master_key_fence::Migration),
         ]
     }
 }

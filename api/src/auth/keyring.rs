@@ -58,6 +58,8 @@ pub struct KeyRing {
     keys: Arc<RwLock<Keys>>,
     db: DatabaseConnection,
     instance_key: Arc<DataKey>,
+    /// The id of the master key `instance_key` derives from, for the rotation fence.
+    master_id: String,
     access_ttl: Duration,
 }
 
@@ -70,6 +72,7 @@ impl KeyRing {
     pub async fn load(
         db: DatabaseConnection,
         instance_key: Arc<DataKey>,
+        master_id: String,
         access_ttl: Duration,
     ) -> anyhow::Result<KeyRing> {
         let ring = KeyRing {
@@ -81,11 +84,12 @@ impl KeyRing {
             })),
             db,
             instance_key,
+            master_id,
             access_ttl,
         };
         ring.reload().await?;
         if ring.keys.read().unwrap().signing.is_none() {
-            rotate(&ring.db, &ring.instance_key, access_ttl).await?;
+            rotate(&ring.db, &ring.instance_key, &ring.master_id, access_ttl).await?;
             ring.reload().await?;
         }
         Ok(ring)
@@ -208,7 +212,13 @@ impl KeyRing {
         let max_age = chrono::Duration::from_std(max_age).context("rotation period")?;
         let due = newest.is_none_or(|k| Utc::now() - k.created_at > max_age);
         if due {
-            let kid = rotate(&self.db, &self.instance_key, self.access_ttl).await?;
+            let kid = rotate(
+                &self.db,
+                &self.instance_key,
+                &self.master_id,
+                self.access_ttl,
+            )
+            .await?;
             tracing::info!(%kid, "rotated the token signing key");
         }
         self.reload().await
@@ -236,12 +246,18 @@ pub async fn check_can_open(db: &DatabaseConnection, instance_key: &DataKey) -> 
 
 /// Makes a new signing key and retires the others; they stay published until the tokens
 /// they signed (at most `access_ttl` old) have expired. Returns the new `kid`.
+/// `master_id` names the master key `instance_key` derives from: the new key is sealed only
+/// while it is still the instance's master key ([`crate::services::master_fence`]).
 pub async fn rotate(
     db: &DatabaseConnection,
     instance_key: &DataKey,
+    master_id: &str,
     access_ttl: Duration,
 ) -> anyhow::Result<String> {
     let txn = db.begin_write().await?;
+    crate::services::master_fence::hold(&txn, master_id)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     let now = Utc::now();
     let retiring = signing_keys::Entity::find()
         .filter(signing_keys::Column::RetiredAt.is_null())

@@ -17,7 +17,7 @@ use sea_orm_migration::SchemaManager;
 use uuid::Uuid;
 use vault::{DataKey, MasterKey};
 
-use crate::Result;
+use crate::{Error, Result, services::master_fence};
 
 /// The master key and the organization keys it unwrapped.
 pub struct Keys {
@@ -41,8 +41,10 @@ impl Keys {
         self.instance.clone()
     }
 
-    /// Makes and stores the first data key of a new organization (inside its transaction).
+    /// Makes and stores the first data key of a new organization (inside its transaction),
+    /// unless the master key was rotated away from this instance's ([`master_fence`]).
     pub async fn create_for<C: ConnectionTrait>(&self, db: &C, org: Uuid) -> Result<()> {
+        master_fence::hold(db, &self.master.id()).await?;
         let key = DataKey::generate();
         let mut row = organization_data_keys::ActiveModel::new();
         row.organization_id = Set(org);
@@ -67,10 +69,20 @@ impl Keys {
             .await
             .context("loading an organization key")?
             .ok_or_else(|| anyhow::anyhow!("organization {org} has no data key"))?;
-        let key = self
-            .master
-            .unwrap(org, &row.wrapped_key)
-            .map_err(|e| anyhow::anyhow!("unwrapping the key of organization {org}: {e}"))?;
+        let key = match self.master.unwrap(org, &row.wrapped_key) {
+            Ok(key) => key,
+            Err(_) if row.master_key_id != self.master.id() => {
+                tracing::error!(%org, "an organization key is wrapped under another master key");
+                return Err(Error::Unavailable(
+                    "the master key was rotated: this server must restart with the new key",
+                ));
+            }
+            Err(e) => {
+                return Err(
+                    anyhow::anyhow!("unwrapping the key of organization {org}: {e}").into(),
+                );
+            }
+        };
         let key = Arc::new(key);
         self.cache.lock().unwrap().insert(org, key.clone());
         Ok(key)
@@ -84,16 +96,37 @@ pub async fn check_master_key(db: &DatabaseConnection, master: &MasterKey) -> an
     if !schema.has_table("organization_data_keys").await? {
         return Ok(());
     }
-    let other = organization_data_keys::Entity::find()
+    if schema.has_table("instance_settings").await?
+        && let Some(recorded) = master_fence::recorded(db).await?
+        && recorded != master.id()
+    {
+        anyhow::bail!(
+            "the master key (id {}) is not the one this database's keys are wrapped with (id {recorded}); set AUTOGLUE_MASTER_KEY or AUTOGLUE_MASTER_KEY_FILE to the right key",
+            master.id(),
+        );
+    }
+    let others = organization_data_keys::Entity::find()
         .filter(organization_data_keys::Column::MasterKeyId.ne(master.id()))
-        .one(db)
+        .all(db)
         .await
         .context("checking the master key")?;
-    if let Some(row) = other {
+    if let Some(row) = others.first() {
+        let named: Vec<String> = others
+            .iter()
+            .take(5)
+            .map(|r| {
+                format!(
+                    "organization {} (key id {})",
+                    r.organization_id, r.master_key_id
+                )
+            })
+            .collect();
         anyhow::bail!(
-            "the master key (id {}) is not the one this database's keys were sealed with (id {}); set AUTOGLUE_MASTER_KEY or AUTOGLUE_MASTER_KEY_FILE to the right key",
+            "the master key (id {}) is not the one {} of this database's organization keys were wrapped with, e.g. id {}: {}; set AUTOGLUE_MASTER_KEY or AUTOGLUE_MASTER_KEY_FILE to the right key (a rotation that left keys under two master keys is finished by running `encrypt rotate-master` again)",
             master.id(),
-            row.master_key_id
+            others.len(),
+            row.master_key_id,
+            named.join(", ")
         );
     }
     // A database with no organization yet still has a signing key to open.

@@ -11,6 +11,8 @@ pub mod email_domains;
 pub mod identities;
 pub mod jobs;
 pub mod load_balancers;
+pub mod master_fence;
+pub mod master_rotation;
 pub mod memberships;
 pub mod node_pools;
 pub mod organizations;

@@ -24,7 +24,7 @@ use crate::helpers::{
 const LOGIN: &str = "mutation($u: String!, $p: String!) { login(input: {username: $u, password: $p}) { accessToken refreshToken } }";
 
 /// The binary on `db` with the master key `key` (a variable and its value) and the test admin.
-fn autoglue_on(db: &str, key: (&str, &str)) -> Command {
+pub fn autoglue_on(db: &str, key: (&str, &str)) -> Command {
     let mut cmd = autoglue();
     cmd.env("DATABASE_URL", db)
         .env(key.0, key.1)
@@ -39,7 +39,7 @@ fn autoglue_on(db: &str, key: (&str, &str)) -> Command {
 }
 
 /// Runs `serve` from `cmd`, which must fail at start-up; returns its one error line.
-fn refused(mut cmd: Command) -> String {
+pub fn refused(mut cmd: Command) -> String {
     let mut child = cmd
         .env("AUTOGLUE_LISTEN", format!("127.0.0.1:{}", free_port()))
         .stdout(Stdio::piped())
@@ -58,7 +58,7 @@ fn refused(mut cmd: Command) -> String {
 }
 
 /// `autoglue serve` as a child process on a port of its own, stderr in a file.
-struct Server {
+pub struct Server {
     child: Option<Child>,
     base: String,
     http: reqwest::Client,
@@ -67,7 +67,7 @@ struct Server {
 }
 
 impl Server {
-    async fn start(mut cmd: Command) -> Server {
+    pub async fn start(mut cmd: Command) -> Server {
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("stderr.log");
         let port = free_port();
@@ -87,7 +87,7 @@ impl Server {
         }
     }
 
-    async fn gql(&self, token: Option<&str>, query: &str, variables: Value) -> Value {
+    pub async fn gql(&self, token: Option<&str>, query: &str, variables: Value) -> Value {
         let mut req = self
             .http
             .post(format!("{}/graphql", self.base))
@@ -111,7 +111,7 @@ impl Server {
     }
 
     /// Signs in as the admin and returns the access token.
-    async fn admin_token(&self) -> String {
+    pub async fn admin_token(&self) -> String {
         let login = self.login(ADMIN, PASSWORD).await;
         login["accessToken"].as_str().unwrap().to_owned()
     }
@@ -126,7 +126,7 @@ impl Server {
             .collect()
     }
 
-    async fn create_org(&self, token: &str, name: &str) -> String {
+    pub async fn create_org(&self, token: &str, name: &str) -> String {
         let q = "mutation($n: String!) { createOrganization(input: {name: $n}) { organization { id } } }";
         let data = self.gql_ok(Some(token), q, json!({ "n": name })).await;
         let id = &data["createOrganization"]["organization"]["id"];
@@ -134,7 +134,7 @@ impl Server {
     }
 
     /// SIGTERM, a clean exit, and everything the server logged.
-    fn stop(mut self) -> String {
+    pub fn stop(mut self) -> String {
         let mut child = self.child.take().unwrap();
         let kill = Command::new("kill")
             .args(["-TERM", &child.id().to_string()])
@@ -178,7 +178,7 @@ async fn a_wrong_master_key_stops_startup_with_one_line() {
     server.stop();
 }
 
-fn create_master(file: &Path) -> Output {
+pub fn create_master(file: &Path) -> Output {
     let mut cmd = autoglue();
     cmd.args(["encrypt", "create-master", "--file"]).arg(file);
     cmd.output().unwrap()

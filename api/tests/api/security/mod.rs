@@ -5,6 +5,7 @@ mod account_linking;
 mod domain_claims;
 mod expensive;
 mod login_limits;
+mod master_rotation;
 mod minor;
 mod redirect;
 mod socket_limits;
