@@ -336,12 +336,14 @@ impl Cluster {
     }
     /// The kubeconfig (admins and above; every read is written to the audit log).
     async fn kubeconfig(&self, ctx: &Context<'_>) -> Result<Option<String>> {
-        Box::pin(cluster_service::reveal_kubeconfig(
+        let revealed = Box::pin(cluster_service::reveal_kubeconfig(
             state(ctx),
             viewer(ctx),
             self.0.id,
         ))
-        .await
+        .await?;
+        // The response needs its own copy; the opened one is wiped when dropped here.
+        Ok(revealed.map(|text| text.as_str().to_owned()))
     }
     /// Whether it is complete enough to provision.
     async fn provisioning_readiness(&self, ctx: &Context<'_>) -> Result<ProvisioningReadiness> {

@@ -24,7 +24,7 @@ use sea_orm::{
 };
 use secrecy::{ExposeSecret, SecretString};
 use uuid::Uuid;
-use vault::SealContext;
+use vault::{SealContext, Zeroizing};
 
 use crate::{
     Error, Result,
@@ -417,7 +417,7 @@ pub async fn reveal_kubeconfig(
     state: &AppState,
     viewer: &Viewer,
     id: Uuid,
-) -> Result<Option<String>> {
+) -> Result<Option<Zeroizing<String>>> {
     let cluster = find(&state.db, viewer, id)
         .await?
         .ok_or(Error::NotFound("cluster"))?;
@@ -440,7 +440,7 @@ pub async fn reveal_kubeconfig(
         .map_err(|e| anyhow::anyhow!("opening the kubeconfig of cluster {id}: {e}"))?;
     let text = String::from_utf8(plain.to_vec()).context("kubeconfig is not UTF-8")?;
     audit::record(&state.db, viewer, entry()).await?;
-    Ok(Some(text))
+    Ok(Some(Zeroizing::new(text)))
 }
 
 /// What a cluster still lacks before it can be provisioned; empty when ready.
