@@ -40,7 +40,7 @@ async fn a_removed_admins_next_mutation_on_an_open_socket_is_refused() {
         .run(
             "2",
             ADD_MEMBER,
-            json!({ "o": org, "u": "mallory", "r": "OWNER" }),
+            json!({ "o": org, "u": "mallory", "r": "ADMIN" }),
         )
         .await;
     assert_eq!(error_code(&again), "NOT_FOUND", "{again}");
