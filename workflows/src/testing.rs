@@ -85,9 +85,9 @@ fn confined(file: &str) -> Result<std::path::PathBuf, StepError> {
         return Err(refuse());
     }
     let target = parent.join(name);
-    // An existing link must not lead out either.
-    match target.canonicalize() {
-        Ok(real) if !real.starts_with(&tmp) => Err(refuse()),
+    // No link at all, dangling or not: opening would follow it out.
+    match std::fs::symlink_metadata(&target) {
+        Ok(meta) if !meta.file_type().is_file() => Err(refuse()),
         _ => Ok(target),
     }
 }
@@ -217,6 +217,12 @@ mod tests {
             let link = dir.path().join("link");
             std::os::unix::fs::symlink("/etc/hostname", &link).unwrap();
             assert!(confined(link.to_str().unwrap()).is_err(), "a link out");
+            let dangling = dir.path().join("dangling");
+            std::os::unix::fs::symlink("/var/tmp/not-there-yet", &dangling).unwrap();
+            assert!(
+                confined(dangling.to_str().unwrap()).is_err(),
+                "a link to a file not made yet"
+            );
         }
     }
 

@@ -113,20 +113,23 @@ pub async fn run<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -
                 .map_err(|_| anyhow::anyhow!("the argon2 gate is closed"))?
         }
     };
-    RUNS.fetch_add(1, Ordering::Relaxed);
-    let now = RUNNING.fetch_add(1, Ordering::AcqRel) + 1;
-    PEAK.fetch_max(now, Ordering::AcqRel);
+    // The slot is held by the job itself, not by this caller: a caller that goes away
+    // (a cancelled request) leaves the slot taken until the run is really over, so
+    // abandoned runs cannot pile up behind the gate.
     let (tx, rx) = oneshot::channel();
     let sent = gate.jobs.send(Box::new(move || {
-        let _ = tx.send(work());
+        let _permit = permit;
+        RUNS.fetch_add(1, Ordering::Relaxed);
+        let now = RUNNING.fetch_add(1, Ordering::AcqRel) + 1;
+        PEAK.fetch_max(now, Ordering::AcqRel);
+        let out = work();
+        RUNNING.fetch_sub(1, Ordering::AcqRel);
+        let _ = tx.send(out);
     }));
-    let done = match sent {
-        Ok(()) => rx
-            .await
-            .map_err(|_| anyhow::anyhow!("an argon2 thread died")),
-        Err(_) => Err(anyhow::anyhow!("the argon2 threads are gone")),
-    };
-    RUNNING.fetch_sub(1, Ordering::AcqRel);
-    drop(permit);
-    Ok(done?)
+    if sent.is_err() {
+        return Err(anyhow::anyhow!("the argon2 threads are gone").into());
+    }
+    Ok(rx
+        .await
+        .map_err(|_| anyhow::anyhow!("an argon2 thread died"))?)
 }

@@ -74,15 +74,26 @@ struct LoginState {
     link_user: Option<Uuid>,
 }
 
-/// What a link ticket carries: who asked to link, until when.
+/// What a link ticket carries: who asked to link, until when, and the nonce of the cookie
+/// the asking browser got with it (so only that browser can use it).
 #[derive(Serialize, Deserialize)]
 struct LinkTicket {
     user: Uuid,
     exp: i64,
+    nonce: String,
 }
 
+/// A cookie of the sign-in pages (`Path=/auth/oidc`, HttpOnly, SameSite=Lax).
+pub fn cookie(name: &str, value: &str, max_age: i64, secure: bool) -> String {
+    let secure = if secure { "; Secure" } else { "" };
+    format!("{name}={value}; Path=/auth/oidc; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}")
+}
+
+/// Name of the cookie that binds a link ticket to the browser that asked for it.
+pub const LINK_COOKIE: &str = "ag_oidc_link";
+
 /// How long a link ticket may wait before its sign-in starts.
-const LINK_TTL_SECS: i64 = 120;
+pub const LINK_TTL_SECS: i64 = 120;
 
 fn link_context() -> SealContext<'static> {
     SealContext::new("oidc", "link_ticket", Uuid::nil())
@@ -185,22 +196,31 @@ impl Oidc {
     }
 
     /// A ticket for `user` to start a sign-in whose identity links to their account
-    /// (`/auth/oidc/login?link=…`); sealed, valid for two minutes.
-    pub fn link_ticket(&self, user: Uuid) -> String {
+    /// (`/auth/oidc/login?link=…`), and the nonce to set as the [`LINK_COOKIE`] of the
+    /// browser that asked; sealed, valid for two minutes.
+    pub fn link_ticket(&self, user: Uuid) -> (String, String) {
+        let nonce = CsrfToken::new_random().secret().clone();
         let ticket = LinkTicket {
             user,
             exp: Utc::now().timestamp() + LINK_TTL_SECS,
+            nonce: nonce.clone(),
         };
         let plain = serde_json::to_vec(&ticket).expect("a ticket encodes");
-        URL_SAFE_NO_PAD.encode(self.key.seal(&link_context(), &plain))
+        let sealed = URL_SAFE_NO_PAD.encode(self.key.seal(&link_context(), &plain));
+        (sealed, nonce)
     }
 
-    /// The user a ticket from [`Self::link_ticket`] names, if it opens and has not expired.
-    pub fn open_link_ticket(&self, ticket: &str) -> Option<Uuid> {
+    /// The user a ticket from [`Self::link_ticket`] names, if it opens, has not expired and
+    /// comes with its browser's cookie `nonce`.
+    pub fn open_link_ticket(&self, ticket: &str, nonce: Option<&str>) -> Option<Uuid> {
         let sealed = URL_SAFE_NO_PAD.decode(ticket).ok()?;
         let plain = self.key.open(&link_context(), &sealed).ok()?;
         let ticket: LinkTicket = serde_json::from_slice(&plain).ok()?;
-        (ticket.exp >= Utc::now().timestamp()).then_some(ticket.user)
+        let same_browser = nonce.is_some_and(|n| {
+            use subtle_eq::ct_eq;
+            ct_eq(n.as_bytes(), ticket.nonce.as_bytes())
+        });
+        (same_browser && ticket.exp >= Utc::now().timestamp()).then_some(ticket.user)
     }
 
     /// The provider URL to send the browser to, and the sealed cookie value to set.
@@ -303,5 +323,12 @@ impl Oidc {
         let data =
             jsonwebtoken::decode::<IdClaims>(token, &key, &validation).context("ID token")?;
         Ok(data.claims)
+    }
+}
+
+mod subtle_eq {
+    /// Equality that takes as long whatever the first difference.
+    pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
+        a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
     }
 }

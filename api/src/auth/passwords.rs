@@ -64,21 +64,22 @@ pub async fn verify(secret: SecretString, hash: String) -> Result<bool> {
 /// A hash of a random password, verified against when the user does not exist, so a wrong
 /// username costs as much time as a wrong password. Made once per process, outside the
 /// gate (a busy gate must not leave an empty hash here for good).
-pub async fn dummy_hash() -> &'static str {
+pub async fn dummy_hash() -> Result<&'static str> {
     static DUMMY: tokio::sync::OnceCell<String> = tokio::sync::OnceCell::const_new();
-    DUMMY
-        .get_or_init(|| async {
+    let hash = DUMMY
+        .get_or_try_init(|| async {
             tokio::task::spawn_blocking(|| {
                 let salt = SaltString::generate(&mut OsRng);
                 argon2()
                     .hash_password(uuid::Uuid::new_v4().as_bytes(), &salt)
                     .map(|h| h.to_string())
-                    .unwrap_or_default()
+                    .map_err(|e| anyhow::anyhow!("argon2: {e}"))
             })
             .await
-            .unwrap_or_default()
+            .map_err(|e| anyhow::anyhow!("the dummy hash task: {e}"))?
         })
-        .await
+        .await?;
+    Ok(hash.as_str())
 }
 
 #[cfg(test)]

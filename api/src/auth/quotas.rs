@@ -1,5 +1,5 @@
 //! Per-caller quotas that keep one identity from pinning the server: WebSockets open at once
-//! per user or organization key, expensive creations per minute, and a bounded number of
+//! per user or organization key (per address for anonymous ones), expensive creations per minute, and a bounded number of
 //! key generations (RSA 4096 takes seconds of a core) at once.
 //!
 //! They count on this instance only: enough to stop one caller from exhausting one
@@ -19,7 +19,8 @@ use crate::{Error, Result, config::LimitSettings, viewer::Viewer};
 /// The quotas of one process.
 pub struct Quotas {
     limits: LimitSettings,
-    sockets: Mutex<HashMap<Uuid, usize>>,
+    /// Open WebSockets per user, organization key, or (anonymous) address.
+    sockets: Mutex<HashMap<String, usize>>,
     creations: Mutex<HashMap<Uuid, VecDeque<Instant>>>,
     keygen: Semaphore,
 }
@@ -27,16 +28,16 @@ pub struct Quotas {
 /// A WebSocket's place in its identity's count; given back on drop.
 pub struct SocketSlot {
     quotas: Arc<Quotas>,
-    identity: Uuid,
+    holder: String,
 }
 
 impl Drop for SocketSlot {
     fn drop(&mut self) {
         let mut map = self.quotas.sockets.lock().unwrap();
-        if let Some(n) = map.get_mut(&self.identity) {
+        if let Some(n) = map.get_mut(&self.holder) {
             *n -= 1;
             if *n == 0 {
-                map.remove(&self.identity);
+                map.remove(&self.holder);
             }
         }
     }
@@ -63,11 +64,15 @@ impl Quotas {
         }
     }
 
-    /// A place for one more WebSocket of `identity`, or `RATE_LIMITED` when it has the most
-    /// allowed open already.
-    pub fn open_socket(self: &Arc<Self>, identity: Uuid) -> Result<SocketSlot> {
+    /// A place for one more WebSocket of `viewer` (anonymous ones count by `address`), or
+    /// `RATE_LIMITED` when it has the most allowed open already.
+    pub fn open_socket(self: &Arc<Self>, viewer: &Viewer, address: &str) -> Result<SocketSlot> {
+        let holder = match identity(viewer) {
+            Some(id) => format!("id:{id}"),
+            None => format!("ip:{address}"),
+        };
         let mut map = self.sockets.lock().unwrap();
-        let n = map.entry(identity).or_default();
+        let n = map.entry(holder.clone()).or_default();
         if *n >= self.limits.sockets_per_identity {
             return Err(Error::RateLimited(
                 "too many WebSockets open for this identity; close one first",
@@ -76,7 +81,7 @@ impl Quotas {
         *n += 1;
         Ok(SocketSlot {
             quotas: self.clone(),
-            identity,
+            holder,
         })
     }
 

@@ -19,7 +19,7 @@ use crate::{
     Error, Result,
     auth::{
         authenticate::{Credentials, authenticate_until},
-        quotas::{SocketSlot, identity},
+        quotas::SocketSlot,
     },
     services::sessions::ClientInfo,
     state::AppState,
@@ -42,7 +42,7 @@ pub struct SocketSession {
     pub expires_at: Option<DateTime<Utc>>,
     operations: Arc<Semaphore>,
     close: watch::Sender<Option<CloseReason>>,
-    _slot: Option<SocketSlot>,
+    _slot: SocketSlot,
 }
 
 /// An operation allowed to run: the caller as of now, and its place among the socket's
@@ -60,9 +60,7 @@ impl SocketSession {
         client: ClientInfo,
     ) -> Result<Arc<SocketSession>> {
         let (viewer, expires_at) = authenticate_until(state, &creds).await?;
-        let slot = identity(&viewer)
-            .map(|who| state.quotas.open_socket(who))
-            .transpose()?;
+        let slot = state.quotas.open_socket(&viewer, &client.ip)?;
         let limits = &state.config.limits;
         Ok(Arc::new(SocketSession {
             state: state.clone(),

@@ -10,7 +10,8 @@ use std::time::Duration;
 pub struct LimitSettings {
     /// Operations (queries, mutations, subscriptions) running at once on one WebSocket.
     pub socket_operations: usize,
-    /// WebSockets open at once per user or organization key, on one instance.
+    /// WebSockets open at once per user or organization key (anonymous ones: per address),
+    /// on one instance.
     pub sockets_per_identity: usize,
     /// How long a WebSocket may stay open without `connection_init` (then closed with 4408).
     pub socket_init_timeout: Duration,

@@ -8,7 +8,11 @@ use super::{
     relay::{GlobalId, NodeKind},
     state,
 };
-use crate::{Result, services::email_domains as service, viewer::viewer};
+use crate::{
+    Result,
+    services::{email_domains as service, organizations::parse_email_domain},
+    viewer::viewer,
+};
 
 /// The DNS record that proves a domain claim.
 #[derive(SimpleObject)]
@@ -31,10 +35,18 @@ impl EmailDomainChallenge {
     }
 }
 
-/// Input of `verifyEmailDomain` and `approveEmailDomain`.
+/// Input of `verifyEmailDomain`.
 #[derive(InputObject)]
 pub struct EmailDomainInput {
     pub organization_id: ID,
+}
+
+/// Input of `approveEmailDomain`.
+#[derive(InputObject)]
+pub struct ApproveEmailDomainInput {
+    pub organization_id: ID,
+    /// The claimed domain being approved: refused when the organization now claims another.
+    pub email_domain: String,
 }
 
 #[derive(Default)]
@@ -64,14 +76,15 @@ impl EmailDomainMutation {
     async fn approve_email_domain(
         &self,
         ctx: &Context<'_>,
-        input: EmailDomainInput,
+        input: ApproveEmailDomainInput,
     ) -> Result<UpdateOrganizationPayload> {
         let id = GlobalId::expect(
             &input.organization_id,
             NodeKind::Organization,
             "input.organizationId",
         )?;
-        let org = service::approve(state(ctx), viewer(ctx), id).await?;
+        let domain = parse_email_domain(&input.email_domain, "input.emailDomain")?;
+        let org = service::approve(state(ctx), viewer(ctx), id, &domain).await?;
         Ok(UpdateOrganizationPayload {
             organization: Organization(org),
         })

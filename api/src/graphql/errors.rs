@@ -162,6 +162,9 @@ impl Executor for Served {
 
 /// A response of one error, coded as a resolver's would be.
 fn error_response(e: Error) -> Response {
+    if let Error::Internal(cause) = &e {
+        tracing::error!(error = ?cause, "authorizing a WebSocket operation failed");
+    }
     let code = e.code();
     let mut error = ServerError::new(e.to_string(), None);
     error

@@ -72,9 +72,8 @@ pub struct StartOidcLinkInput {
 /// Result of `startOidcLink`.
 #[derive(SimpleObject)]
 pub struct StartOidcLinkPayload {
-    /// The path of this server to send the browser to, within two minutes. Keep it to the
-    /// signed-in user's own browser: whoever signs in through it links their identity to
-    /// this account.
+    /// The path of this server to send the browser to, within two minutes. It works only in
+    /// the browser that made this request over HTTP (the response sets a cookie for it), once.
     pub url: String,
 }
 
@@ -118,7 +117,10 @@ impl SessionMutation {
         ctx: &Context<'_>,
         input: StartOidcLinkInput,
     ) -> Result<StartOidcLinkPayload> {
-        let url = identities::start_link(state(ctx), viewer(ctx), input.redirect.as_deref())?;
+        let (url, cookie) =
+            identities::start_link(state(ctx), viewer(ctx), input.redirect.as_deref())?;
+        // Binds the link to this browser: call it over HTTP from the page that follows `url`.
+        ctx.append_http_header("set-cookie", cookie);
         Ok(StartOidcLinkPayload { url })
     }
 

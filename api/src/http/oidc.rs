@@ -15,7 +15,7 @@ use serde::Deserialize;
 
 use super::{HttpState, redirect::safe_redirect};
 use crate::{
-    auth::oidc::COOKIE,
+    auth::oidc::{COOKIE, LINK_COOKIE, cookie},
     services::{
         identities,
         sessions::{self, ClientInfo},
@@ -30,21 +30,22 @@ pub struct LoginQuery {
     link: Option<String>,
 }
 
-fn cookie(value: &str, max_age: i64, secure: bool) -> String {
-    let secure = if secure { "; Secure" } else { "" };
-    format!("{COOKIE}={value}; Path=/auth/oidc; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}")
-}
-
 /// Starts a sign-in at the provider.
-pub async fn login(State(state): State<HttpState>, Query(q): Query<LoginQuery>) -> Response {
+pub async fn login(
+    State(state): State<HttpState>,
+    headers: HeaderMap,
+    Query(q): Query<LoginQuery>,
+) -> Response {
     let Some(oidc) = state.app.oidc.as_ref() else {
         return (StatusCode::NOT_FOUND, "OIDC sign-in is not configured").into_response();
     };
-    let link_user = match q.link.as_deref().map(|t| oidc.open_link_ticket(t)) {
-        Some(None) => {
-            return Redirect::to("/#error=link_expired").into_response();
-        }
-        Some(user) => user,
+    // A link ticket works only in the browser that asked for it, once.
+    let nonce = read_cookie(&headers, LINK_COOKIE);
+    let link_user = match q.link.as_deref() {
+        Some(ticket) => match oidc.open_link_ticket(ticket, nonce.as_deref()) {
+            Some(user) => Some(user),
+            None => return Redirect::to("/#error=link_refused").into_response(),
+        },
         None => None,
     };
     match oidc
@@ -53,11 +54,17 @@ pub async fn login(State(state): State<HttpState>, Query(q): Query<LoginQuery>) 
     {
         Ok((url, sealed)) => {
             let secure = url.starts_with("https://");
-            (
-                [(header::SET_COOKIE, cookie(&sealed, 600, secure))],
+            let mut resp = (
+                [(header::SET_COOKIE, cookie(COOKIE, &sealed, 600, secure))],
                 Redirect::to(&url),
             )
-                .into_response()
+                .into_response();
+            if link_user.is_some()
+                && let Ok(spent) = cookie(LINK_COOKIE, "", 0, secure).parse()
+            {
+                resp.headers_mut().append(header::SET_COOKIE, spent);
+            }
+            resp
         }
         Err(e) => {
             tracing::error!(error = ?e, "cannot start OIDC sign-in");
@@ -77,7 +84,7 @@ pub struct CallbackQuery {
     error: Option<String>,
 }
 
-fn read_cookie(headers: &HeaderMap) -> Option<String> {
+fn read_cookie(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
         .get_all(header::COOKIE)
         .iter()
@@ -85,7 +92,7 @@ fn read_cookie(headers: &HeaderMap) -> Option<String> {
         .flat_map(|v| v.split(';'))
         .find_map(|c| {
             c.trim()
-                .strip_prefix(&format!("{COOKIE}="))
+                .strip_prefix(&format!("{name}="))
                 .map(str::to_owned)
         })
 }
@@ -99,14 +106,15 @@ pub async fn callback(
     let Some(oidc) = state.app.oidc.as_ref() else {
         return (StatusCode::NOT_FOUND, "OIDC sign-in is not configured").into_response();
     };
-    let clear = [(header::SET_COOKIE, cookie("", 0, false))];
+    let clear = [(header::SET_COOKIE, cookie(COOKIE, "", 0, false))];
     let fail =
         |reason: &str| (clear.clone(), Redirect::to(&format!("/#error={reason}"))).into_response();
     if let Some(error) = q.error {
         tracing::info!(%error, "the provider refused the sign-in");
         return fail("provider_refused");
     }
-    let (Some(code), Some(st), Some(sealed)) = (q.code, q.state, read_cookie(&headers)) else {
+    let (Some(code), Some(st), Some(sealed)) = (q.code, q.state, read_cookie(&headers, COOKIE))
+    else {
         return fail("invalid_request");
     };
     let finished = match oidc.finish(&sealed, code, &st).await {

@@ -22,15 +22,20 @@ fn is_local_path(path: &str) -> bool {
     }
     // Percent-decoding must not make it any less plain: `/%2F%2Fevil.com` or `/%09/evil.com`
     // reads as another host to some decoders.
+    // Encoded more than three times over: not a path a web app of ours links to.
     let mut decoded = path.to_owned();
-    for _ in 0..3 {
+    let mut settled = false;
+    for _ in 0..4 {
         match percent_decode(&decoded) {
-            Some(next) if next == decoded => break,
+            Some(next) if next == decoded => {
+                settled = true;
+                break;
+            }
             Some(next) if still_local(&next) => decoded = next,
             _ => return false,
         }
     }
-    stays_on_origin(path)
+    settled && stays_on_origin(path)
 }
 
 /// A decoded path may hold spaces and other text, but nothing a browser drops and no
@@ -113,6 +118,7 @@ mod tests {
             "/%2F%2Fevil.com",
             "/%2Fevil.com",
             "/%252F%252Fevil.com",
+            "/%25252525252F%25252525252Fevil.com",
             "//evil.com",
             "///evil.com",
             "https:evil.com",

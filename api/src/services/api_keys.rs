@@ -16,7 +16,7 @@ use crate::{
     error::OnUniqueViolation,
     services::audit::{self, Audit},
     state::AppState,
-    viewer::Viewer,
+    viewer::{UserViewer, Viewer},
 };
 
 /// A key name: 1 to 100 characters after trimming.
@@ -38,6 +38,17 @@ fn check_expiry(expires_at: Option<DateTime<Utc>>) -> Result<()> {
     }
 }
 
+/// Keys are made by a signed-in user, never by another key: a key minted with a leaked key
+/// would outlive the leaked one's revocation.
+fn refuse_keys_minting_keys(me: &UserViewer) -> Result<()> {
+    if me.api_key_id.is_some() {
+        return Err(Error::Forbidden(
+            "keys are created signed in, not with another key".into(),
+        ));
+    }
+    Ok(())
+}
+
 /// Creates a user API key for the caller; the secret is returned once and never again.
 pub async fn create_api_key(
     state: &AppState,
@@ -46,6 +57,7 @@ pub async fn create_api_key(
     expires_at: Option<DateTime<Utc>>,
 ) -> Result<(api_keys::Model, SecretString)> {
     let me = viewer.require_user()?;
+    refuse_keys_minting_keys(me)?;
     check_expiry(expires_at)?;
     state.quotas.take_creation(viewer)?;
     let key = secrets::new_key(secrets::KeyKind::User);
@@ -121,6 +133,7 @@ pub async fn create_org_key(
             "only a user may create organization keys, not another key".into(),
         ));
     };
+    refuse_keys_minting_keys(me)?;
     if !mine.at_least(role) {
         return Err(Error::Forbidden(
             "a key cannot have a higher role than yours".into(),

@@ -12,7 +12,7 @@ pub mod challenge;
 use anyhow::Context;
 use chrono::Utc;
 use entity::{enums::EmailDomainStatus, enums::MemberRole, organizations};
-use sea_orm::{ActiveModelTrait, EntityTrait, Set};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, Set, sea_query::Expr};
 use uuid::Uuid;
 
 use crate::{
@@ -130,39 +130,97 @@ pub async fn verify(state: &AppState, viewer: &Viewer, id: Uuid) -> Result<organ
             ),
         });
     }
-    mark_verified(state, viewer, org, "organization.email_domain.verify").await
+    let proved = Proved {
+        domain: &domain,
+        token: Some(&token),
+    };
+    mark_verified(
+        state,
+        viewer,
+        org,
+        proved,
+        "organization.email_domain.verify",
+    )
+    .await
 }
 
-/// Verifies the claim without a DNS record (instance admins).
-pub async fn approve(state: &AppState, viewer: &Viewer, id: Uuid) -> Result<organizations::Model> {
+/// Verifies the claim on `domain` without a DNS record (instance admins): the domain the
+/// admin saw, so a claim changed meanwhile is not approved in its place.
+pub async fn approve(
+    state: &AppState,
+    viewer: &Viewer,
+    id: Uuid,
+    domain: &str,
+) -> Result<organizations::Model> {
     viewer.require_instance_admin()?;
     let org = organizations::Entity::find_by_id(id)
         .one(&state.db)
         .await
         .context("loading an organization")?
         .ok_or(Error::NotFound("organization"))?;
-    if org.email_domain.is_none() {
+    if org.email_domain.as_deref() != Some(domain) {
         return Err(Error::bad_input(
-            "input.organizationId",
-            "the organization claims no email domain",
+            "input.emailDomain",
+            "the organization does not claim this email domain",
         ));
     }
-    mark_verified(state, viewer, org, "organization.email_domain.approve").await
+    let proved = Proved {
+        domain,
+        token: None,
+    };
+    mark_verified(
+        state,
+        viewer,
+        org,
+        proved,
+        "organization.email_domain.approve",
+    )
+    .await
 }
 
+/// What was proved: the domain, and the token its TXT record held (none: an admin).
+struct Proved<'a> {
+    domain: &'a str,
+    token: Option<&'a str>,
+}
+
+/// Marks the claim verified only if it is still the claim that was proved: the DNS check
+/// takes seconds, and an owner who switched the claim meanwhile must not get the new domain
+/// verified by the old one's record.
 async fn mark_verified(
     state: &AppState,
     viewer: &Viewer,
     org: organizations::Model,
+    proved: Proved<'_>,
     action: &'static str,
 ) -> Result<organizations::Model> {
-    let mut model: organizations::ActiveModel = org.into();
-    model.email_domain_status = Set(Some(EmailDomainStatus::Verified));
-    model.email_domain_verified_at = Set(Some(Utc::now()));
-    let org = model.update(&state.db).await.on_unique_violation(
+    use organizations::Column;
+    let mut update = organizations::Entity::update_many()
+        .col_expr(
+            Column::EmailDomainStatus,
+            Expr::value(EmailDomainStatus::Verified),
+        )
+        .col_expr(Column::EmailDomainVerifiedAt, Expr::value(Utc::now()))
+        .filter(Column::Id.eq(org.id))
+        .filter(Column::EmailDomain.eq(proved.domain));
+    if let Some(token) = proved.token {
+        update = update.filter(Column::EmailDomainToken.eq(token));
+    }
+    let done = update.exec(&state.db).await.on_unique_violation(
         "input.organizationId",
         "another organization holds this email domain verified",
     )?;
+    if done.rows_affected == 0 {
+        return Err(Error::Conflict {
+            field: None,
+            message: "the claim changed while it was checked; check it again".into(),
+        });
+    }
+    let org = organizations::Entity::find_by_id(org.id)
+        .one(&state.db)
+        .await
+        .context("loading an organization")?
+        .ok_or(Error::NotFound("organization"))?;
     let entry = Audit::new(action)
         .org(org.id)
         .target("organization", org.id);

@@ -20,7 +20,7 @@ use sea_orm::{
 
 use crate::{
     Error, Result,
-    auth::oidc::IdClaims,
+    auth::oidc::{self, IdClaims},
     services::users::{Username, parse_email},
     state::AppState,
     viewer::Viewer,
@@ -126,28 +126,39 @@ async fn release_unverified<C: ConnectionTrait>(db: &C, email: &str) -> Result<(
     Ok(())
 }
 
-/// The path that starts a linking sign-in for the signed-in user (`/auth/oidc/login` with a
-/// link ticket). Users signed in with an access token only: a leaked API key must not be
-/// able to attach an identity to its owner's account.
-pub fn start_link(state: &AppState, viewer: &Viewer, redirect: Option<&str>) -> Result<String> {
+/// A linking sign-in for the signed-in user: the path that starts it (`/auth/oidc/login`
+/// with a link ticket) and the `Set-Cookie` value that binds the ticket to the asking
+/// browser (without that cookie the path is refused, so a stolen or planted link does
+/// nothing). Users signed in with an access token only: a leaked API key must not be able
+/// to attach an identity to its owner's account.
+pub fn start_link(
+    state: &AppState,
+    viewer: &Viewer,
+    redirect: Option<&str>,
+) -> Result<(String, String)> {
     let me = viewer.require_user()?;
     if me.api_key_id.is_some() {
         return Err(Error::Forbidden(
             "link an identity signed in with your password or provider, not an API key".into(),
         ));
     }
-    let Some(oidc) = state.oidc.as_ref() else {
+    let Some(provider) = state.oidc.as_ref() else {
         return Err(Error::bad_input("input", "OIDC sign-in is not configured"));
     };
+    let (ticket, nonce) = provider.link_ticket(me.id);
     let mut url = url::Url::parse("http://autoglue.invalid/auth/oidc/login").expect("valid");
     url.query_pairs_mut()
         .append_pair("redirect", redirect.unwrap_or("/"))
-        .append_pair("link", &oidc.link_ticket(me.id));
-    Ok(format!(
-        "{}?{}",
-        url.path(),
-        url.query().unwrap_or_default()
-    ))
+        .append_pair("link", &ticket);
+    let secure = state
+        .config
+        .auth
+        .public_url
+        .as_ref()
+        .is_some_and(|u| u.scheme() == "https");
+    let set_cookie = oidc::cookie(oidc::LINK_COOKIE, &nonce, oidc::LINK_TTL_SECS, secure);
+    let path = format!("{}?{}", url.path(), url.query().unwrap_or_default());
+    Ok((path, set_cookie))
 }
 
 /// Links the identity of verified `claims` to `user_id`, who is signed in and asked to

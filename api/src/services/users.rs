@@ -246,7 +246,7 @@ pub async fn check_password(user: Option<&users::Model>, secret: SecretString) -
     match user.and_then(|u| u.password_hash.clone()) {
         Some(hash) if !user.is_some_and(|u| u.disabled) => passwords::verify(secret, hash).await,
         _ => {
-            let _ = passwords::verify(secret, passwords::dummy_hash().await.to_owned()).await?;
+            let _ = passwords::verify(secret, passwords::dummy_hash().await?.to_owned()).await?;
             Ok(false)
         }
     }

@@ -93,11 +93,25 @@ async fn browser_sign_in(app: &TestApp, login: &str) -> String {
 /// Signs `login` in like a browser that starts at `start` (a path of the server, or a full
 /// URL the server handed out); returns the final Location.
 pub async fn browser_sign_in_from(app: &TestApp, start: &str, login: &str) -> String {
-    let browser = crate::helpers::http_client()
+    browser_sign_in_with(app, &browser(), start, login).await
+}
+
+/// A browser: cookies kept, redirects shown rather than followed.
+pub fn browser() -> reqwest::Client {
+    crate::helpers::http_client()
         .cookie_store(true)
         .redirect(Policy::none())
         .build()
-        .unwrap();
+        .unwrap()
+}
+
+/// [`browser_sign_in_from`] in `browser`, with the cookies it has.
+pub async fn browser_sign_in_with(
+    app: &TestApp,
+    browser: &reqwest::Client,
+    start: &str,
+    login: &str,
+) -> String {
     let start_url = if start.starts_with("http") {
         start.to_owned()
     } else {
@@ -147,7 +161,7 @@ async fn oidc_sign_in_creates_links_and_joins() {
     .await;
     // A claim counts once proved; an instance admin's approval proves it here.
     app.gql_ok(
-        "mutation($id: ID!) { approveEmailDomain(input: {organizationId: $id}) { organization { emailDomainStatus } } }",
+        "mutation($id: ID!) { approveEmailDomain(input: {organizationId: $id, emailDomain: \"example.test\"}) { organization { emailDomainStatus } } }",
         json!({ "id": org }),
     )
     .await;

@@ -224,6 +224,12 @@ pub async fn update(
 ) -> Result<dns_records::Model> {
     let txn = state.db.begin_write().await?;
     let record = get_for(&txn, viewer, id, MemberRole::Member).await?;
+    if record.desired_state == DnsDesiredState::Absent {
+        return Err(Error::Conflict {
+            field: Some("input.id".into()),
+            message: "the record is being removed from the provider".into(),
+        });
+    }
     let values = change
         .values
         .map(|v| values::record_values(record.record_type, &v, "input.values"))

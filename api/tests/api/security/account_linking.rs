@@ -6,8 +6,25 @@ use serde_json::json;
 
 use crate::{
     helpers::{PASSWORD, error_code},
-    oidc::{app_with_provider_and, browser_sign_in_from, fragment_value},
+    oidc::{
+        app_with_provider_and, browser, browser_sign_in_from, browser_sign_in_with, fragment_value,
+        location,
+    },
 };
+
+/// Where the server sends a fresh browser that opens `start`.
+async fn browser_sign_in_start(app: &crate::helpers::TestApp, start: &str) -> String {
+    browser_sign_in_start_with(&browser(), app, start).await
+}
+
+/// Where the server sends `browser` when it opens `start`.
+async fn browser_sign_in_start_with(
+    browser: &reqwest::Client,
+    app: &crate::helpers::TestApp,
+    start: &str,
+) -> String {
+    location(&browser.get(app.url(start)).send().await.unwrap())
+}
 
 const SIGN_UP: &str = "mutation($u: String!, $e: String!, $p: String!) {
     signUp(input: {username: $u, email: $e, password: $p}) { user { id } } }";
@@ -50,16 +67,30 @@ async fn a_squatted_email_does_not_hand_over_the_account_and_its_owner_can_link(
         .await;
     let erin_id = erin_signup["data"]["signUp"]["user"]["id"].clone();
     let erin = app.login("erin", PASSWORD).await;
-    let started = app
-        .gql_ok_as(
-            &erin,
-            "mutation { startOidcLink(input: {redirect: \"/settings\"}) { url } }",
-            json!({}),
-        )
-        .await;
-    let url = started["startOidcLink"]["url"].as_str().unwrap();
+    // Erin's browser asks for the link (over HTTP, as the web app does) and follows it.
+    let erins_browser = browser();
+    let started: serde_json::Value = erins_browser
+        .post(app.url("/graphql"))
+        .bearer_auth(&erin)
+        .json(&json!({ "query": "mutation { startOidcLink(input: {redirect: \"/settings\"}) { url } }" }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let url = started["data"]["startOidcLink"]["url"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     assert!(url.starts_with("/auth/oidc/login?"), "{url}");
-    let landed = browser_sign_in_from(&app, url, "erin").await;
+    // Another browser with the same link (stolen, or planted on a victim) is refused.
+    let elsewhere = browser_sign_in_start(&app, &url).await;
+    assert_eq!(
+        fragment_value(&elsewhere, "error").as_deref(),
+        Some("link_refused")
+    );
+    let landed = browser_sign_in_with(&app, &erins_browser, &url, "erin").await;
     assert!(landed.starts_with("/settings#access_token="), "{landed}");
     let token = fragment_value(&landed, "access_token").unwrap();
     let linked = app.gql_ok_as(&token, ME, json!({})).await;
@@ -71,18 +102,29 @@ async fn a_squatted_email_does_not_hand_over_the_account_and_its_owner_can_link(
     assert_eq!(me["me"]["id"], erin_id);
     assert_eq!(me["me"]["email"], "erin@example.test");
 
+    // Once used, the link is spent in that browser too.
+    let again = browser_sign_in_start_with(&erins_browser, &app, &url).await;
+    assert_eq!(
+        fragment_value(&again, "error").as_deref(),
+        Some("link_refused")
+    );
     // The victim's identity cannot be linked to the squatter's account.
     let squatter = app.login("squatter", PASSWORD).await;
-    let started = app
-        .gql_ok_as(
-            &squatter,
-            "mutation { startOidcLink(input: {}) { url } }",
-            json!({}),
-        )
-        .await;
-    let landed = browser_sign_in_from(
+    let squatters_browser = browser();
+    let started: serde_json::Value = squatters_browser
+        .post(app.url("/graphql"))
+        .bearer_auth(&squatter)
+        .json(&json!({ "query": "mutation { startOidcLink(input: {}) { url } }" }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let landed = browser_sign_in_with(
         &app,
-        started["startOidcLink"]["url"].as_str().unwrap(),
+        &squatters_browser,
+        started["data"]["startOidcLink"]["url"].as_str().unwrap(),
         "victim",
     )
     .await;

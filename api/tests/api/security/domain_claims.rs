@@ -14,7 +14,7 @@ use crate::{
 const CLAIM: &str = "mutation($id: ID!, $d: String!) { updateOrganization(input: {id: $id, emailDomain: $d}) {
     organization { emailDomain emailDomainStatus emailDomainChallenge { recordName recordType value } } } }";
 const VERIFY: &str = "mutation($id: ID!) { verifyEmailDomain(input: {organizationId: $id}) { organization { emailDomainStatus } } }";
-const APPROVE: &str = "mutation($id: ID!) { approveEmailDomain(input: {organizationId: $id}) { organization { emailDomainStatus } } }";
+const APPROVE: &str = "mutation($id: ID!, $d: String!) { approveEmailDomain(input: {organizationId: $id, emailDomain: $d}) { organization { emailDomainStatus } } }";
 
 /// dnsmasq answering one TXT record on 127.0.0.1:`port`; killed on drop.
 struct Dns(Child);
@@ -128,7 +128,9 @@ async fn a_domain_claim_joins_nobody_until_proved_by_its_txt_record_or_an_admin(
         json!([{ "organization": { "name": "claimers" } }])
     );
     // The rival cannot have it verified too, even by an admin.
-    let taken = app.gql(APPROVE, json!({ "id": rival })).await;
+    let taken = app
+        .gql(APPROVE, json!({ "id": rival, "d": "example.test" }))
+        .await;
     assert_eq!(error_code(&taken), "CONFLICT", "{taken}");
     // An admin's approval proves another claim; an owner cannot approve their own.
     let third = app.create_org("third").await;
@@ -138,9 +140,18 @@ async fn a_domain_claim_joins_nobody_until_proved_by_its_txt_record_or_an_admin(
     let bobs = app.create_org_as(&bob, "bobs").await;
     app.gql_ok_as(&bob, CLAIM, json!({ "id": bobs, "d": "bob.test" }))
         .await;
-    let refused = app.gql_as(Some(&bob), APPROVE, json!({ "id": bobs })).await;
+    let refused = app
+        .gql_as(Some(&bob), APPROVE, json!({ "id": bobs, "d": "bob.test" }))
+        .await;
     assert_eq!(error_code(&refused), "FORBIDDEN", "{refused}");
-    let approved = app.gql_ok(APPROVE, json!({ "id": third })).await;
+    // An approval names the domain the admin saw: a claim switched meanwhile is not approved.
+    let switched = app
+        .gql(APPROVE, json!({ "id": third, "d": "old-third.test" }))
+        .await;
+    assert_eq!(error_code(&switched), "BAD_USER_INPUT", "{switched}");
+    let approved = app
+        .gql_ok(APPROVE, json!({ "id": third, "d": "third.test" }))
+        .await;
     assert_eq!(
         approved["approveEmailDomain"]["organization"]["emailDomainStatus"],
         "VERIFIED"

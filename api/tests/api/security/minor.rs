@@ -35,6 +35,25 @@ async fn an_organization_key_cannot_create_organization_keys() {
         )
         .await;
     assert_eq!(error_code(&minted), "FORBIDDEN", "{minted}");
+    // Nor can a user API key mint keys that would outlive it.
+    let api_key = app
+        .gql_ok(
+            "mutation { createApiKey(input: {name: \"leaky\"}) { secret } }",
+            json!({}),
+        )
+        .await["createApiKey"]["secret"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for mutation in [
+        "mutation($o: ID!) { createOrganizationKey(input: {organizationId: $o, name: \"via-key\", role: MEMBER}) { secret } }",
+        "mutation { createApiKey(input: {name: \"successor\"}) { secret } }",
+    ] {
+        let refused = app
+            .gql_as(Some(&api_key), mutation, json!({ "o": org }))
+            .await;
+        assert_eq!(error_code(&refused), "FORBIDDEN", "{refused}");
+    }
 }
 
 #[tokio::test]

@@ -80,4 +80,14 @@ async fn sockets_per_identity_are_bounded() {
     drop(first);
     tokio::time::sleep(Duration::from_millis(300)).await;
     let _again = Socket::open_with_token(app.addr, &app.token).await;
+    // Anonymous sockets count per address.
+    let _a = Socket::open(app.addr, json!({})).await;
+    let _b = Socket::open(app.addr, json!({})).await;
+    let mut c = Socket::connect(app.addr).await;
+    c.send_json(json!({ "type": "connection_init", "payload": {} }))
+        .await;
+    match c.next_within(Duration::from_secs(5)).await {
+        Said::Closed(_) => {}
+        other => panic!("a third anonymous socket was accepted: {other:?}"),
+    }
 }
