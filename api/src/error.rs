@@ -8,6 +8,8 @@
 
 use sea_orm::{DbErr, SqlErr};
 
+mod unavailable;
+
 /// What went wrong, in terms a caller can act on.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -41,9 +43,18 @@ pub enum Error {
     #[error("{0}")]
     Unavailable(&'static str),
     /// Anything else. Client sees `INTERNAL_SERVER_ERROR` and a plain message; the chain is
-    /// logged on the server.
-    #[error("internal server error")]
+    /// logged on the server. When the cause is the database being unreachable (down,
+    /// restarting), the client sees `SERVICE_UNAVAILABLE` and "the database is unavailable".
+    #[error("{}", internal_message(.0))]
     Internal(#[from] anyhow::Error),
+}
+
+fn internal_message(cause: &anyhow::Error) -> &'static str {
+    if unavailable::database_unreachable(cause) {
+        unavailable::MESSAGE
+    } else {
+        "internal server error"
+    }
 }
 
 /// Result with the api crate's [`Error`].
@@ -60,6 +71,9 @@ impl Error {
             Error::Conflict { .. } => "CONFLICT",
             Error::RateLimited(_) => "RATE_LIMITED",
             Error::Unavailable(_) => "SERVICE_UNAVAILABLE",
+            Error::Internal(cause) if unavailable::database_unreachable(cause) => {
+                "SERVICE_UNAVAILABLE"
+            }
             Error::Internal(_) => "INTERNAL_SERVER_ERROR",
         }
     }

@@ -66,6 +66,11 @@ fn auth_error(e: Error) -> Response {
         "FORBIDDEN" => StatusCode::FORBIDDEN,
         "NOT_FOUND" => StatusCode::NOT_FOUND,
         "BAD_USER_INPUT" => StatusCode::BAD_REQUEST,
+        "RATE_LIMITED" => StatusCode::TOO_MANY_REQUESTS,
+        "SERVICE_UNAVAILABLE" => {
+            tracing::warn!(error = ?e, "authentication failed: a backend is unavailable");
+            StatusCode::SERVICE_UNAVAILABLE
+        }
         _ => {
             tracing::error!(error = ?e, "authentication failed");
             StatusCode::INTERNAL_SERVER_ERROR

@@ -11,6 +11,7 @@ mod cluster_order;
 mod concurrent_writes;
 mod credentials;
 mod cross_org;
+mod database_restart;
 mod dns;
 mod fleet;
 mod graphiql;
