@@ -63,8 +63,10 @@ impl RedisSettings {
 }
 
 /// Backoff between reconnection attempts: from `MIN_BACKOFF`, doubling, at most `MAX_BACKOFF`.
+/// The cap is short so that the bus (and `/readyz`) is back within about a second of
+/// Redis' return, however long it was away; one attempt a second costs a down Redis nothing.
 const MIN_BACKOFF: Duration = Duration::from_millis(100);
-const MAX_BACKOFF: Duration = Duration::from_secs(10);
+const MAX_BACKOFF: Duration = Duration::from_secs(1);
 
 /// The live side of the Redis transport, owned by the [`crate::EventBus`] clones.
 pub(crate) struct RedisLink {

@@ -11,7 +11,7 @@ mod cluster_order;
 mod concurrent_writes;
 mod credentials;
 mod cross_org;
-mod database_restart;
+mod dependency_restarts;
 mod dns;
 mod fleet;
 mod graphiql;

@@ -1,6 +1,7 @@
-//! A PostgreSQL of the test's own (initdb, pg_ctl on a port of its own) stopped under a
-//! running server and started again: meanwhile requests answer `SERVICE_UNAVAILABLE` at
-//! once and `/readyz` names the database; it is ready again within 2 s of the return.
+//! A PostgreSQL and a Redis of the test's own (initdb and pg_ctl, redis-server, each on a
+//! port of its own) stopped under a running server and started again: meanwhile requests
+//! answer `SERVICE_UNAVAILABLE` at once and `/readyz` names the dependency; it is ready
+//! again within 2 s of the return.
 
 use std::{
     path::{Path, PathBuf},
@@ -175,4 +176,84 @@ async fn requests_answer_service_unavailable_while_postgres_is_down_and_ready_so
     }
     let me = app.gql("{ me { username } }", json!({})).await;
     assert_eq!(me["data"]["me"]["username"], "admin", "{me}");
+}
+
+/// A redis-server of the test's own on `port`, without persistence; killed on drop.
+struct OwnRedis {
+    port: u16,
+    child: Option<std::process::Child>,
+}
+
+impl OwnRedis {
+    fn start(port: u16) -> OwnRedis {
+        let child = Command::new("redis-server")
+            .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .args(["--port", &port.to_string()])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server starts");
+        OwnRedis {
+            port,
+            child: Some(child),
+        }
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for OwnRedis {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+#[tokio::test]
+async fn readiness_names_a_lost_redis_and_returns_within_two_seconds_of_it() {
+    let port = free_port();
+    let mut redis = OwnRedis::start(port);
+    crate::helpers::wait_for_port(port).await;
+    let app = spawn_app_with(|c| {
+        c.redis_url = Some(format!("redis://127.0.0.1:{port}").parse().unwrap());
+        c.redis_prefix = unique_redis_prefix();
+    })
+    .await;
+    let (status, body) = readyz(&app).await;
+    assert_eq!(status, 200, "{body}");
+
+    redis.kill();
+    let lost = Instant::now();
+    loop {
+        let (status, body) = readyz(&app).await;
+        if status == 503 {
+            assert_eq!(body["checks"]["bus"], "unavailable", "{body}");
+            break;
+        }
+        assert!(
+            lost.elapsed() < Duration::from_secs(20),
+            "still ready: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Away for longer than the reconnection backoff used to grow to.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+
+    let _back = OwnRedis::start(redis.port);
+    crate::helpers::wait_for_port(port).await;
+    let back = Instant::now();
+    loop {
+        let (status, body) = readyz(&app).await;
+        if status == 200 {
+            break;
+        }
+        assert!(
+            back.elapsed() < Duration::from_secs(2),
+            "still not ready 2 s after Redis returned: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
